@@ -1,0 +1,5 @@
+import sys
+
+from shallowcert.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""Back-substitution of linear functions through the network (dense coefficients).
+
+A linear function ``lam · z_i`` of the output of step ``i`` is rewritten as a function of
+the step's input: through an affine map ``z = A x + b``, ``lam · z = (A^T lam) · x + lam · b``;
+through a ReLU with relaxation (slopes ``a`` lower, ``s`` upper, intercept ``t``),
+``lam · relu(x) >= (lam+ a + lam- s) · x + lam- · t`` where ``lam+ = max(lam, 0)``,
+``lam- = min(lam, 0)``. The lower bound on the relaxed upper side uses ``lam+ · t`` and is
+valid only when ``a == s`` (the dual relaxation), for which ``lam`` is the same both ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.network import Step
+from shallowcert.bounds.relaxation import Relaxation
+
+
+@dataclass(frozen=True)
+class LinearBound:
+    """``lam · x + offset_lower <= f`` over the set; with symmetric slopes also
+    ``f <= lam · x + offset_upper``. ``lam`` is ``(N, K, *shape)``, offsets ``(N, K)``."""
+
+    coefficients: torch.Tensor
+    offset_lower: torch.Tensor
+    offset_upper: torch.Tensor
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).flatten(2).sum(-1)
+
+
+def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation], *,
+                    begin: int = 0) -> LinearBound:
+    """Push ``lam`` (``(N, K, *out_shape of steps[-1]``) back to the input of ``steps[begin]``.
+
+    ``relaxations[i]`` relaxes the ReLU at ``steps[i]``.
+    """
+    lower = lam.new_zeros(lam.shape[:2])
+    upper = lam.new_zeros(lam.shape[:2])
+    for index in range(len(steps) - 1, begin - 1, -1):
+        step = steps[index]
+        if isinstance(step, AffineMap):
+            if step.bias is not None:
+                term = _dot(lam, step.bias)
+                lower, upper = lower + term, upper + term
+            lam = step.transpose(lam)
+        else:
+            relaxation = relaxations[index]
+            positive, negative = lam.clamp(min=0), lam.clamp(max=0)
+            lower = lower + _dot(negative, relaxation.upper_intercept)
+            upper = upper + _dot(positive, relaxation.upper_intercept)
+            lam = positive * relaxation.lower_slope + negative * relaxation.upper_slope
+    return LinearBound(lam, lower, upper)
+
+
+def concretize(lam: torch.Tensor, mid: torch.Tensor, rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``min`` and ``max`` of ``lam · x`` over the box ``|x - mid| <= rad`` (``mid``: ``(N, *shape)``):
+    ``lam · mid ∓ |lam| · rad``, each ``(N, K)``."""
+    centre = _dot(lam, mid.unsqueeze(1))
+    spread = _dot(lam.abs(), rad.unsqueeze(1))
+    return centre - spread, centre + spread

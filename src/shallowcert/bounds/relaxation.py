@@ -1,0 +1,57 @@
+"""Linear relaxations of ``relu(z)`` for pre-activation bounds ``l <= z <= u``.
+
+Stable neurons are exact: ``l >= 0`` gives slope 1, ``u <= 0`` (with ``l < 0``) slope 0.
+An unstable neuron (``l < 0 < u``) is bounded by two lines through the origin region::
+
+    upper:  relu(z) <= u / (u - l) * (z - l)        (the chord, the tightest upper line)
+    lower:  relu(z) >= a * z,  any a in [0, 1]
+
+Methods differ only in the lower slope ``a``: ``dual`` (Wong & Kolter / Fast-Lin) uses
+``u / (u - l)``, ``crown`` uses 1 if ``u >= -l`` else 0, ``alpha-crown`` optimises ``a``.
+A neuron exactly at ``l = 0`` counts as active, as in convex_adversarial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """Slopes and upper intercept per neuron, shaped ``(N, 1 or K, *shape)``.
+
+    ``relu(z) >= lower_slope * z`` and ``relu(z) <= upper_slope * z + upper_intercept``.
+    """
+
+    lower_slope: torch.Tensor
+    upper_slope: torch.Tensor
+    upper_intercept: torch.Tensor
+
+
+def unstable_mask(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Neurons whose ReLU is neither always on nor always off: ``l < 0 < u``."""
+    return (lower < 0) & (upper > 0)
+
+
+def relax(lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str | torch.Tensor) -> Relaxation:
+    """Relax ReLUs with pre-activation bounds ``(N, *shape)``.
+
+    ``lower_slope`` is ``"dual"``, ``"crown"`` or a tensor ``(N, K, *shape)`` of slopes in
+    [0, 1] for the unstable neurons (alpha-CROWN). The result has a singleton (or K) axis 1.
+    """
+    unstable = unstable_mask(lower, upper).detach()
+    active = (lower >= 0).detach().to(lower.dtype)
+    width = torch.where(unstable, upper - lower, torch.ones_like(lower))
+    chord = torch.where(unstable, upper / width, active)
+    intercept = torch.where(unstable, -chord * lower, torch.zeros_like(lower))
+    if isinstance(lower_slope, torch.Tensor):
+        slope = torch.where(unstable.unsqueeze(1), lower_slope, active.unsqueeze(1))
+    elif lower_slope == "dual":
+        slope = chord.unsqueeze(1)
+    elif lower_slope == "crown":
+        slope = torch.where(unstable, (upper >= -lower).to(lower.dtype), active).unsqueeze(1)
+    else:
+        raise ValueError(f"unknown lower slope rule {lower_slope!r}")
+    return Relaxation(slope, chord.unsqueeze(1), intercept.unsqueeze(1))

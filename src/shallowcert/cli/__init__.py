@@ -1,0 +1,58 @@
+"""The ``shallowcert`` command line: a thin layer over the library.
+
+Each sub-command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` to a function
+``(args) -> int``. User mistakes (:class:`shallowcert.errors.UserError`) become one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from shallowcert import __version__
+from shallowcert.errors import UserError
+
+# One module per sub-command, in the order of the pipeline.
+COMMAND_MODULES = (
+    "datasets",
+    "train",
+    "evaluate",
+    "import_state_dict",
+    "export_onnx",
+)
+
+log = logging.getLogger("shallowcert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shallowcert", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"shallowcert {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"shallowcert.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"shallowcert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shallowcert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

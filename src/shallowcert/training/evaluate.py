@@ -1,0 +1,35 @@
+"""Accuracy and per-class accuracy of a classifier on a split."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shallowcert.data.split import Split
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, split: Split, *, batch_size: int = 512) -> torch.Tensor:
+    """Predicted labels for every point of ``split`` (model in eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    preds = [model(x).argmax(dim=1) for x, _ in split.batches(batch_size)]
+    model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, split: Split, *, batch_size: int = 512) -> float:
+    """Fraction of points of ``split`` whose predicted label is the true label."""
+    if len(split) == 0:
+        raise ValueError("cannot compute the accuracy of an empty split")
+    return float((predictions(model, split, batch_size=batch_size) == split.labels).float().mean())
+
+
+def per_class_accuracy(model: nn.Module, split: Split, classes: int, *, batch_size: int = 512) -> list[float | None]:
+    """Accuracy on the points of each true class (None for a class with no points)."""
+    correct = predictions(model, split, batch_size=batch_size) == split.labels
+    result: list[float | None] = []
+    for c in range(classes):
+        mask = split.labels == c
+        result.append(float(correct[mask].float().mean()) if bool(mask.any()) else None)
+    return result

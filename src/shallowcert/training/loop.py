@@ -1,0 +1,128 @@
+"""One generic fit loop with early stopping, shared by every trainer.
+
+Supervised training, distillation and certified training differ only in the loss, so
+they all call :func:`fit` with their own ``loss_fn(model, x, target, epoch)``. After
+each epoch ``validate(model)`` (higher is better, e.g. validation accuracy) decides
+whether this is the best epoch; the best weights are restored at the end and training
+stops after ``patience`` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from shallowcert.data.split import Split, to_float
+from shallowcert.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+class LossFn(Protocol):
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, epoch: int) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings. ``patience`` = epochs without improvement before stopping."""
+
+    epochs: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    patience: int = 5
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise UserError(f"learning rate must be positive, got {self.lr}")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_optimizer(model: nn.Module, config: FitConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def cross_entropy_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Supervised loss: ``CE(f(x), y) = -log softmax(f(x))_y``, averaged over the batch."""
+    return nn.functional.cross_entropy(model(x), target)
+
+
+def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
+        validate: Callable[[nn.Module], float], targets: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None, desc: str = "train") -> FitResult:
+    """Train ``model`` in place; the best epoch by ``validate`` is kept.
+
+    ``inputs`` (uint8 images) and ``targets`` (any per-example tensor, e.g. teacher logits)
+    replace ``train.images`` / ``train.labels`` when given, so the same loop trains on
+    unlabelled transfer sets.
+    """
+    images = train.images if inputs is None else inputs
+    target_all = train.labels if targets is None else targets
+    if len(images) != len(target_all):
+        raise ValueError(f"{len(images)} inputs but {len(target_all)} targets")
+    torch.manual_seed(config.seed)
+    order_gen = torch.Generator().manual_seed(config.seed)
+    optimizer = make_optimizer(model, config)
+    best_state = copy.deepcopy(model.state_dict())
+    result = FitResult(best_epoch=0, best_score=float("-inf"))
+    start = time.perf_counter()
+    stale = 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.randperm(len(images), generator=order_gen)
+        total, count = 0.0, 0
+        batches = range(0, len(images), config.batch_size)
+        for i in tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch"):
+            index = order[i:i + config.batch_size]
+            x, target = to_float(images[index]), target_all[index]
+            loss = loss_fn(model, x, target, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(index)
+            count += len(index)
+        model.eval()
+        score = float(validate(model))
+        result.history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "val": score})
+        log.info("%s epoch %d/%d: loss %.4f, validation %.4f", desc, epoch + 1, config.epochs, total / max(count, 1), score)
+        if score > result.best_score:
+            result.best_score, result.best_epoch, stale = score, epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                log.info("%s: early stop after epoch %d (best %d)", desc, epoch + 1, result.best_epoch)
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result
