@@ -109,12 +109,13 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, attack: IterativeAtt
                 result = attack(model, x[rows], y[rows], eps=eps, early_stop=early_stop, generator=generator)
                 breaking[rows[result.success.to(rows.device)]] = eps
         accuracies.append(float(torch.isinf(breaking).double().mean()))
-        log.info("eps %.4g: robust accuracy %.4f (%d points attacked)", eps, accuracies[-1],
-                 standing.numel() if eps > 0 else 0)
+        log.debug("eps %.4g: robust accuracy %.4f (%d points attacked)", eps, accuracies[-1],
+                  standing.numel() if eps > 0 else 0)
     description = f"{attack!r} with early stop" if early_stop else repr(attack)
+    seconds = time.perf_counter() - started
+    log.info("%s: %d points, %d radii, %.1f s", description, x.shape[0], len(grid), seconds)
     return SweepResult(attack=description, n=int(x.shape[0]), eps=grid, robust_accuracy=accuracies,
-                       clean_accuracy=float(correct.double().mean()), seconds=time.perf_counter() - started,
-                       breaking_eps=breaking.cpu())
+                       clean_accuracy=float(correct.double().mean()), seconds=seconds, breaking_eps=breaking.cpu())
 
 
 def parse_eps_grid(text: str) -> list[float]:

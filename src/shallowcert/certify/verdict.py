@@ -77,7 +77,7 @@ class Verdict:
 
 
 def certify_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
-                   domain: Domain = (0.0, 1.0), dtype: torch.dtype = torch.float32,
+                   domain: Domain = None, dtype: torch.dtype = torch.float32,
                    batch_size: int = 256) -> Verdict:
     """Certify every point of ``x`` (N, C, H, W in [0, 1]) for its label ``y`` at radius ``eps``."""
     check_method(method)
@@ -100,6 +100,6 @@ def certify_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 
 
 def robust_error_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
-                       domain: Domain = (0.0, 1.0), dtype: torch.dtype = torch.float32) -> float:
+                       domain: Domain = None, dtype: torch.dtype = torch.float32) -> float:
     """Fraction of points misclassified or not certified for their true label at ``eps`` (see module doc)."""
     return certify_points(model, x, y, eps, method=method, domain=domain, dtype=dtype).robust_error_bound

@@ -22,8 +22,13 @@ COMMAND_MODULES = (
     "datasets",
     "train",
     "evaluate",
+    "distill",
+    "prune",
     "import_state_dict",
     "export_onnx",
+    "attack",
+    "study",
+    "report",
 )
 
 log = logging.getLogger("shallowcert")

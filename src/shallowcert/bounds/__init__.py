@@ -1,0 +1,28 @@
+"""The certification engine: lower bounds of ``C · f(x)`` over L-inf balls (ReLU networks).
+
+Public API::
+
+    InputSet(center, eps, domain=(0.0, 1.0))   # {x : |x - c|_inf <= eps[n]} ∩ [lo, hi]^d
+    margin_spec(labels, classes)               # rows e_y - e_j, j != y: (N, classes-1, classes)
+    lower_bounds(model, input_set, spec=None, *, method="dual", alpha_steps=20, alpha_lr=0.1)
+        -> (N, K) lower bounds of spec @ f(x) over the set
+    linear_lower_bound(model, input_set, spec=None, *, method="dual", ...)
+        -> (lam (N, K, d), offset (N, K)) with spec @ f(x) >= offset + lam · x on the set
+    METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+
+All methods share one backward linear-relaxation engine (they differ in the lower ReLU
+slope); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
+``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
+model's parameters are cast internally and gradients flow back to them.
+
+The radius-search shortcut: ``linear_lower_bound`` at radius ``R`` gives, for every
+``eps' <= R`` without domain clipping, the sound row bound ``offset + lam · center -
+eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller balls), so
+one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam||_1)``.
+"""
+
+from shallowcert.bounds.engine import METHODS, linear_lower_bound, lower_bounds
+from shallowcert.bounds.input_set import InputSet
+from shallowcert.bounds.spec import margin_spec
+
+__all__ = ["METHODS", "InputSet", "linear_lower_bound", "lower_bounds", "margin_spec"]

@@ -1,0 +1,110 @@
+"""The public entry points: lower bounds of ``spec · f(x)`` over an input set.
+
+Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
+
+* ``ibp``: interval arithmetic through every layer; the final affine layers are combined
+  with the spec before concretising (``C W`` over the last ReLU's box).
+* ``dual``: Wong & Kolter's dual network (= Fast-Lin), equal to convex_adversarial.
+* ``crown``: adaptive lower slope (1 if ``u >= -l`` else 0) everywhere.
+* ``alpha-crown``: CROWN intermediate bounds, optimised final lower slopes.
+* ``crown-ibp``: IBP intermediate bounds, CROWN back-substitution for the final layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shallowcert.bounds.alpha import optimise_slopes
+from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
+from shallowcert.bounds.input_set import InputSet
+from shallowcert.bounds.intermediate import interval_bounds, linear_bounds
+from shallowcert.bounds.network import Network, read_network
+from shallowcert.bounds.relaxation import relax
+from shallowcert.bounds.spec import checked_spec
+from shallowcert.errors import UserError
+
+METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+
+
+def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
+             ) -> tuple[Network, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if method not in METHODS:
+        raise UserError(f"unknown bounds method '{method}' (choose from {', '.join(METHODS)})")
+    center = input_set.center
+    network = read_network(model, tuple(center.shape[1:]), center.dtype)
+    if len(network.output_shape) != 1:
+        raise UserError(f"the model must output a vector of logits, its output shape is {network.output_shape}")
+    spec = checked_spec(spec, points=center.shape[0], outputs=network.output_shape[0], dtype=center.dtype,
+                        device=center.device)
+    lower, upper = input_set.box()
+    return network, spec, lower, upper
+
+
+def _linear_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *,
+                  method: str, alpha_steps: int, alpha_lr: float) -> LinearBound:
+    """``spec · f(x) >= coefficients · x + offset_lower`` for every ``x`` in the input box."""
+    mid, rad = (upper + lower) / 2, (upper - lower) / 2
+    if method == "crown-ibp":
+        bounds = interval_bounds(network, lower, upper)
+        relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+    else:
+        bounds, relaxations = linear_bounds(network, (lower, upper), lower_slope="dual" if method == "dual" else "crown")
+    if method == "alpha-crown" and alpha_steps > 0:
+        relaxations = optimise_slopes(network, bounds, spec, mid, rad, steps=alpha_steps, lr=alpha_lr)
+    return back_substitute(network.steps, spec, relaxations)
+
+
+def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """IBP: boxes up to the last ReLU, then ``spec`` through the remaining affine maps."""
+    positions = network.relu_positions
+    begin = 0
+    if positions:
+        last = positions[-1]
+        pre_lower, pre_upper = interval_bounds(network, lower, upper)[last]
+        lower, upper, begin = pre_lower.clamp(min=0), pre_upper.clamp(min=0), last + 1
+    bound = back_substitute(network.steps, spec, {}, begin=begin)
+    return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+
+
+def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
+                 alpha_steps: int = 20, alpha_lr: float = 0.1) -> torch.Tensor:
+    """Lower bounds ``(N, K)`` of ``spec[n] @ model(x)`` over every ``x`` in ``input_set``.
+
+    ``spec`` is ``(N, K, classes)`` (``None``: the identity, i.e. bounds on each logit).
+    The input set is the box ``[max(lo, c - eps), min(hi, c + eps)]`` (no clipping when
+    ``input_set.domain`` is None); every linear function ``lam · x`` is concretised over it
+    as ``lam · mid - |lam| · rad`` with the box's centre and radius. The model's parameters
+    are cast internally to ``input_set.center.dtype`` (no copy needed; use float64 for
+    certification) and the result is differentiable w.r.t. them.
+    """
+    network, spec, lower, upper = _prepare(model, input_set, spec, method)
+    if method == "ibp":
+        return _interval_bound(network, spec, lower, upper)
+    bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
+    return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+
+
+def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
+                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A linear lower bound ``(lam (N, K, d), offset (N, K))``: ``spec · f(x) >= offset + lam · x``.
+
+    Holds for every ``x`` in ``input_set`` (flattened to ``d`` values), hence for every ``x``
+    in any subset, e.g. a ball of radius ``eps' <= eps``. Minimising over that ball gives
+    ``offset + lam · center - eps' * ||lam||_1``, so that value is a sound lower bound for
+    every smaller radius (with domain clipping, minimise over the clipped box instead).
+
+    Proof: the intermediate bounds are valid over the set, so each ReLU lies between its
+    relaxation lines there; each back-substitution step replaces ``lam · z`` by a smaller
+    or equal expression (bias terms exact, ReLU terms by the line on the side of
+    ``sign(lam)``), ending in an affine function of ``x``. For ``ibp`` the function is
+    constant: ``lam = 0`` and ``offset`` is the interval bound.
+    """
+    network, spec, lower, upper = _prepare(model, input_set, spec, method)
+    points, rows = spec.shape[:2]
+    if method == "ibp":
+        offset = _interval_bound(network, spec, lower, upper)
+        return offset.new_zeros(points, rows, lower[0].numel()), offset
+    bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
+    return bound.coefficients.reshape(points, rows, -1), bound.offset_lower

@@ -1,0 +1,101 @@
+"""Pre-activation bounds of every ReLU, layer by layer.
+
+For each ReLU, interval arithmetic from the previous layer's bounds first proves most
+neurons stable; only the remaining *candidates* get a back-substitution bound (patches
+for convolutional layers, dense rows otherwise), computed with the relaxations of all
+earlier ReLUs. Stable neurons keep their interval bounds: only their sign matters later.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
+from shallowcert.bounds.backward import back_substitute, concretize
+from shallowcert.bounds.interval import affine_interval
+from shallowcert.bounds.network import Network, ReLUStep
+from shallowcert.bounds.patches import patch_back_substitute
+from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
+
+Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) -> Bounds:
+    """IBP bounds of every ReLU's input, keyed by the ReLU's step index."""
+    bounds: Bounds = {}
+    start = 0
+    for position in network.relu_positions:
+        lower, upper = affine_interval(network.steps[start:position], lower, upper)
+        bounds[position] = (lower, upper)
+        start = position
+    return bounds
+
+
+def _is_spatial(steps: list) -> bool:
+    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
+               for s in steps)
+
+
+def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
+                  ) -> tuple[Bounds, dict[int, Relaxation]]:
+    """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
+
+    ``box`` is the input box ``(lower, upper)``. Returns the bounds and the relaxations.
+    """
+    lower_in, upper_in = box
+    mid, rad = (upper_in + lower_in) / 2, (upper_in - lower_in) / 2
+    symmetric = lower_slope == "dual"
+    bounds: Bounds = {}
+    relaxations: dict[int, Relaxation] = {}
+    start, previous = 0, (lower_in, upper_in)
+    for position in network.relu_positions:
+        steps = network.steps[:position]
+        lower, upper = affine_interval(network.steps[start:position], *previous)
+        candidates = unstable_mask(lower, upper)
+        if bool(candidates.any()) and (start > 0 or _mixing_maps(steps) > 1):
+            if _is_spatial(steps) and lower.dim() == 4:
+                tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric)
+            else:
+                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric)
+            lower = lower.masked_scatter(candidates, tight_lower)
+            upper = upper.masked_scatter(candidates, tight_upper)
+        bounds[position] = (lower, upper)
+        relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
+        start, previous = position, (lower, upper)
+    return bounds, relaxations
+
+
+def _mixing_maps(steps: list) -> int:
+    """How many maps mix coordinates; interval bounds through at most one (plus elementwise
+    maps and reshapes) are already exact."""
+    return sum(isinstance(s, AffineMap) and not isinstance(s, (ScaleMap, ReshapeMap)) for s in steps)
+
+
+def _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric):
+    neurons = candidates.nonzero()
+    shape = tuple(candidates.shape[1:])
+    if symmetric:
+        lower, upper = patch_back_substitute(steps, neurons, shape, relaxations, mid, rad, signs=(1.0,))
+        return lower[0], upper[0]
+    lower, _ = patch_back_substitute(steps, neurons, shape, relaxations, mid, rad, signs=(1.0, -1.0))
+    return lower[0], -lower[1]
+
+
+def _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric):
+    """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point."""
+    flat = candidates.flatten(1)
+    counts = flat.sum(1)
+    rows = int(counts.max())
+    order = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, :rows]
+    valid = torch.arange(rows, device=flat.device).unsqueeze(0) < counts.unsqueeze(1)
+    lam = mid.new_zeros(flat.shape[0], rows, flat.shape[1])
+    lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
+    lam = lam.reshape(flat.shape[0], rows, *candidates.shape[1:])
+    if symmetric:
+        bound = back_substitute(steps, lam, relaxations)
+        low, high = concretize(bound.coefficients, mid, rad)
+        return (low + bound.offset_lower)[valid], (high + bound.offset_upper)[valid]
+    bound = back_substitute(steps, torch.cat([lam, -lam], 1), relaxations)
+    low, _ = concretize(bound.coefficients, mid, rad)
+    low = low + bound.offset_lower
+    return low[:, :rows][valid], -low[:, rows:][valid]

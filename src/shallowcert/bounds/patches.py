@@ -1,0 +1,105 @@
+"""Back-substitution for single neurons of a convolutional layer, in patches.
+
+A neuron at position ``(i, j)`` of a feature map depends only on a window of every earlier
+map: going back through a map with ``(kernel k, stride s, padding p)`` a window of size ``P``
+with top-left ``i * S - D`` becomes one of size ``(P - 1) * s + k`` with stride ``S * s`` and
+offset ``D * s + p``. Coefficients are kept only on these windows (``(M, C, Ph, Pw)`` per
+neuron), so a neuron after two 4x4 stride-2 convolutions costs a 10x10 input window instead
+of the whole image. Maps (biases, ReLU slopes, the input box) are cut into the same windows
+with zero padding, and coefficients that fall outside a map are zeroed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.network import Step
+from shallowcert.bounds.relaxation import Relaxation
+
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Windows of size ``size`` at top-left ``position * stride - offset``."""
+
+    size: Pair
+    stride: Pair
+    offset: Pair
+
+    def back_through(self, kernel: Pair, stride: Pair, padding: Pair) -> "_Geometry":
+        return _Geometry(
+            tuple((self.size[d] - 1) * stride[d] + kernel[d] for d in range(2)),
+            tuple(self.stride[d] * stride[d] for d in range(2)),
+            tuple(self.offset[d] * stride[d] + padding[d] for d in range(2)),
+        )
+
+
+class _Neurons:
+    """The selected neurons: point index, and flat window index per map geometry."""
+
+    def __init__(self, index: torch.Tensor, target_hw: Pair) -> None:
+        self.point, self.channel, self.row, self.col = index.unbind(1)
+        self.target_hw = target_hw
+
+    def windows(self, maps: torch.Tensor, geometry: _Geometry, *, shared: bool = False) -> torch.Tensor:
+        """Cut ``maps`` ``(B, C, H, W)`` into each neuron's window: ``(M, C, Ph, Pw)``.
+
+        ``shared``: ``maps`` has batch size 1 and serves every point.
+        """
+        (ph, pw), (sh, sw), (dh, dw) = geometry.size, geometry.stride, geometry.offset
+        height, width = maps.shape[-2:]
+        pad_h = max(0, (self.target_hw[0] - 1) * sh + ph - dh - height)
+        pad_w = max(0, (self.target_hw[1] - 1) * sw + pw - dw - width)
+        padded = F.pad(maps, (dw, pad_w, dh, pad_h))
+        views = padded.unfold(2, ph, sh).unfold(3, pw, sw)  # (B, C, rows, cols, Ph, Pw), no copy
+        point = torch.zeros_like(self.point) if shared else self.point
+        return views[point, :, self.row, self.col]
+
+
+def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
+                          relaxations: dict[int, Relaxation], mid: torch.Tensor, rad: torch.Tensor, *,
+                          signs: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds of selected neurons of the output of ``steps`` (all spatial) over the input box.
+
+    ``neurons`` is ``(M, 4)`` rows ``(point, channel, row, col)``; ``mid``/``rad`` the input box
+    ``(N, C, H, W)``. For each sign ``σ`` in ``signs`` the neuron is multiplied by ``σ`` before
+    bounding. Returns ``(lower, upper)`` of ``σ z`` per neuron, shaped ``(len(signs), M)``;
+    ``upper`` is only valid for symmetric relaxations (the dual one).
+    """
+    chosen = _Neurons(neurons, target_shape[1:])
+    count = neurons.shape[0]
+    one_hot = F.one_hot(chosen.channel, target_shape[0]).to(mid.dtype).reshape(count, -1, 1, 1)
+    lam = torch.cat([sign * one_hot for sign in signs])
+    repeat = len(signs)
+    chosen_all = _Neurons(neurons.repeat(repeat, 1), target_shape[1:])
+    geometry = _Geometry((1, 1), (1, 1), (0, 0))
+    lower = lam.new_zeros(lam.shape[0])
+    upper = lam.new_zeros(lam.shape[0])
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if isinstance(step, AffineMap):
+            if step.bias is not None:
+                term = (lam * chosen_all.windows(step.bias.unsqueeze(0), geometry, shared=True)).sum((1, 2, 3))
+                lower, upper = lower + term, upper + term
+            kernel, stride, padding = step.window
+            lam = step.transpose_patch(lam)
+            geometry = geometry.back_through(kernel, stride, padding)
+            inside = torch.ones((1, 1, *step.in_shape[1:]), dtype=lam.dtype, device=lam.device)
+            lam = lam * chosen_all.windows(inside, geometry, shared=True)
+        else:
+            relaxation = relaxations[index]
+            lower_slope, upper_slope, intercept = (
+                chosen_all.windows(t.squeeze(1), geometry)
+                for t in (relaxation.lower_slope, relaxation.upper_slope, relaxation.upper_intercept))
+            positive, negative = lam.clamp(min=0), lam.clamp(max=0)
+            lower = lower + (negative * intercept).sum((1, 2, 3))
+            upper = upper + (positive * intercept).sum((1, 2, 3))
+            lam = positive * lower_slope + negative * upper_slope
+    centre = (lam * chosen_all.windows(mid, geometry)).sum((1, 2, 3))
+    spread = (lam.abs() * chosen_all.windows(rad, geometry)).sum((1, 2, 3))
+    return (centre - spread + lower).reshape(repeat, count), (centre + spread + upper).reshape(repeat, count)

@@ -1,0 +1,71 @@
+"""The study report: every table and figure, the checked claims, and the run facts.
+
+It only reads artifacts (``RUN_DIR/<stage>/results.json``, figures, ``run.json``), so it
+can be regenerated at any time with ``shallowcert report RUN_DIR``. Outputs:
+``report.html`` (self-contained), ``report.md``, ``report.json`` (claims and tables) and
+one CSV per table under ``tables/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from shallowcert import atomic
+from shallowcert.errors import UserError
+from shallowcert.report.claims import check_claims
+from shallowcert.report.document import Document, Table
+from shallowcert.report.render import to_html, to_markdown
+from shallowcert.report.sections import SECTIONS, claims_section, run_facts_section
+
+STAGE_NAMES = ("teacher", "distillation", "temperature", "pruning", "attacks", "certification", "improvement")
+
+
+def read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """results.json of every stage that is complete (has its manifest)."""
+    results = {}
+    for stage in STAGE_NAMES:
+        path = run_dir / stage / "results.json"
+        if path.is_file() and (run_dir / stage / "manifest.json").is_file():
+            results[stage] = json.loads(path.read_text())
+    return results
+
+
+def table_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(table.headers)
+    writer.writerows(table.rows)
+    return buffer.getvalue()
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a run directory")
+    results = read_results(root)
+    if not results:
+        raise UserError(f"{root} holds no completed stage to report on")
+    run_path = root / "run.json"
+    run = json.loads(run_path.read_text()) if run_path.is_file() else None
+    name = run["config"]["name"] if run else root.name
+    doc = Document(f"shallowcert study '{name}': can a deep network be taken into shallow waters?")
+    claims = check_claims(results)
+    claims_section(doc, claims)
+    for section in SECTIONS:
+        section(doc, results, root)
+    run_facts_section(doc, run)
+    paths = {"html": root / "report.html", "markdown": root / "report.md", "json": root / "report.json"}
+    for table in doc.tables():
+        atomic.write_text(root / "tables" / (table.label.replace(" ", "-").replace(".", "_") + ".csv"),
+                          table_csv(table))
+    atomic.write_text(paths["markdown"], to_markdown(doc, relative_to=root))
+    atomic.write_text(paths["html"], to_html(doc))
+    atomic.write_json(paths["json"], {
+        "claims": [{"statement": c.statement, "holds": c.holds, "evidence": c.evidence} for c in claims],
+        "tables": [{"label": t.label, "caption": t.caption, "headers": t.headers, "rows": t.rows} for t in doc.tables()],
+    })
+    return paths

@@ -1,0 +1,136 @@
+"""The study's configuration: schema, presets, and loading with up-front validation.
+
+A config is YAML (or a preset name). Everything is checked before any work starts:
+unknown keys, wrong types and impossible values are reported all at once, each with its
+key path and line. Sections follow the thesis' chapter 8, one per stage.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shallowcert.data import DATASETS
+from shallowcert.errors import UserError
+from shallowcert.models.spec import expand
+from shallowcert.study.presets import PRESETS
+from shallowcert.study.schema import (Field, Schema, at_least, between, greater_than, non_empty, one_of,
+                                      all_of, validate)
+from shallowcert.training import OPTIMIZERS
+
+BOUND_METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+ATTACKS = ("fgsm", "pgd", "bim", "mim")
+
+
+def _training(epochs: int, lr: float = 1e-3, batch_size: int = 128, patience: int = 3) -> Schema:
+    return {
+        "epochs": Field("int", epochs, at_least(1)),
+        "optimizer": Field("str", "adam", one_of(*OPTIMIZERS)),
+        "lr": Field("float", lr, greater_than(0)),
+        "batch_size": Field("int", batch_size, at_least(1)),
+        "patience": Field("int", patience, at_least(1)),
+    }
+
+
+SCHEMA: Schema = {
+    "name": Field("str", "study"),
+    "seed": Field("int", 0, at_least(0)),
+    "data": {
+        "dataset": Field("str", "fashion-mnist", one_of(*DATASETS)),
+        "data_dir": Field("str?", None),
+        "val_size": Field("int?", None, at_least(1)),
+        "train_limit": Field("int?", None, at_least(10), "use the first N training points"),
+        "transfer_limit": Field("int?", None, at_least(10), "use the first N transfer images"),
+    },
+    "teacher": {
+        "spec": Field("str", "teacher-svhn"),
+        "training": _training(10),
+    },
+    "students": {
+        "snn": Field("list[int]", [128, 512], at_least(1), "hidden widths"),
+        "scnn1": Field("list[int]", [8, 32], at_least(1), "filters"),
+        "scnn2": Field("list[str]", ["8-16", "32-64"], None, "filters C1-C2"),
+        "transfer_sets": Field("list[str]", ["train", "extra"], all_of(non_empty, one_of("train", "extra"))),
+        "training": _training(10),
+    },
+    "temperature": {
+        "scnn2": Field("list[str]", ["8-16"], non_empty),
+        "temperatures": Field("list[float]", [0.5, 1.0, 2.0, 5.0], all_of(non_empty, greater_than(0))),
+        "transfer_set": Field("str", "train", one_of("train", "extra")),
+    },
+    "pruning": {
+        "max_drop": Field("float", 0.0, between(0.0, 1.0), "largest validation accuracy drop allowed"),
+    },
+    "attacks": {
+        "attacks": Field("list[str]", ["pgd", "bim", "mim"], all_of(non_empty, one_of(*ATTACKS))),
+        "eps": Field("list[float]", [0.0, 0.02, 0.05, 0.1, 0.15, 0.2], all_of(non_empty, between(0.0, 1.0))),
+        "steps": Field("int", 40, at_least(1)),
+        "relative_step": Field("float", 0.5, greater_than(0), "step size as a fraction of eps"),
+        "points": Field("int", 1000, at_least(1), "first N test points"),
+    },
+    "certification": {
+        "teacher_spec": Field("str", "cert-teacher"),
+        "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
+        "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
+        "train_method": Field("str", "dual", one_of(*BOUND_METHODS)),
+        "method": Field("str", "dual", one_of(*BOUND_METHODS), "bound used for certificates"),
+        "warmup_epochs": Field("int", 2, at_least(0)),
+        "teacher_training": _training(10),
+        "robust_training": _training(10),
+        "student_training": _training(10),
+        "points": Field("int", 1000, at_least(1), "first N test points certified"),
+        "radius_tolerance": Field("float", 1e-3, greater_than(0)),
+        "pgd_eps": Field("list[float]", [0.0, 0.05, 0.1, 0.15, 0.2], all_of(non_empty, between(0.0, 1.0))),
+    },
+    "improvement": {
+        "temperature": Field("float", 2.0, greater_than(0)),
+        "retrain_epochs": Field("int", 3, at_least(1), "robust retraining of the distilled student"),
+        "adversarial_eps": Field("float", 0.1, between(0.0, 1.0)),
+        "adversarial_steps": Field("int", 7, at_least(1)),
+        "training": _training(10),
+    },
+}
+
+
+def _semantic_checks(config: dict[str, Any]) -> list[str]:
+    """Checks that need more than one value's type: specs must parse."""
+    errors: list[str] = []
+    specs = [("teacher.spec", config["teacher"]["spec"]),
+             ("certification.teacher_spec", config["certification"]["teacher_spec"]),
+             ("certification.student_spec", config["certification"]["student_spec"])]
+    specs += [(f"students.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config["students"]["scnn2"])]
+    specs += [(f"temperature.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config["temperature"]["scnn2"])]
+    for where, spec in specs:
+        try:
+            expand(spec)
+        except UserError as exc:
+            errors.append(f"{where}: {exc}")
+    if not (config["students"]["snn"] or config["students"]["scnn1"] or config["students"]["scnn2"]):
+        errors.append("students: at least one student width is needed")
+    return errors
+
+
+def load_config(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
+    """Load and validate a config file or a preset; raise UserError listing every mistake."""
+    if (path is None) == (preset is None):
+        raise UserError("give either a config file or --preset NAME")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
+        text, source = yaml.safe_dump(PRESETS[preset]), f"preset {preset}"
+    else:
+        file = Path(path)  # type: ignore[arg-type]
+        if not file.is_file():
+            raise UserError(f"config file {file} does not exist")
+        text, source = file.read_text(), str(file)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config, errors = validate(SCHEMA, root, source=source, extra_checks=_semantic_checks)
+    if errors:
+        raise UserError(f"{len(errors)} problem(s) in the config:\n  " + "\n  ".join(errors))
+    return copy.deepcopy(config)

@@ -1,0 +1,76 @@
+"""What a stage sees: the config, the data, its work directory and earlier stages' artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from shallowcert.data import Dataset, Split, load_dataset
+from shallowcert.models import ModelDir, count_macs, count_params, load_model, save_model
+from shallowcert.study.store import ArtifactStore
+from shallowcert.training import FitConfig, accuracy
+
+
+def study_dataset(config: dict[str, Any]) -> Dataset:
+    """The configured dataset with ``train_limit`` / ``transfer_limit`` applied."""
+    data = config["data"]
+    dataset = load_dataset(data["dataset"], data_dir=data["data_dir"], seed=config["seed"], val_size=data["val_size"])
+    if data["train_limit"] is not None:
+        dataset.train = dataset.train.head(data["train_limit"])
+    if dataset.transfer_builder is not None and data["transfer_limit"] is not None:
+        build, limit = dataset.transfer_builder, data["transfer_limit"]
+        dataset.transfer_builder = lambda: build()[:limit]
+    return dataset
+
+
+@dataclass
+class StageContext:
+    config: dict[str, Any]
+    store: ArtifactStore
+    out: Path
+    dataset_loader: Callable[[], Dataset]
+    _dataset: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = self.dataset_loader()
+        return self._dataset
+
+    @property
+    def cache_dir(self) -> Path:
+        """Teacher logits cached across stages (keyed by teacher weights and transfer set)."""
+        return self.store.root / "cache" / "teacher-logits"
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def fit_config(self, training: dict[str, Any], *, epochs: int | None = None) -> FitConfig:
+        return FitConfig(epochs=epochs or training["epochs"], optimizer=training["optimizer"], lr=training["lr"],
+                         batch_size=training["batch_size"], seed=self.seed, patience=training["patience"])
+
+    def load(self, stage: str, name: str) -> ModelDir:
+        """A model written by an earlier stage."""
+        return load_model(self.store.stage_dir(stage) / name)
+
+    def test_points(self, n: int) -> Split:
+        return self.dataset.test.head(n)
+
+    def save(self, name: str, model: nn.Module, *, spec: str, **metrics: Any) -> dict[str, Any]:
+        """Save ``model`` under the stage's directory; return its summary row."""
+        row = self.summary(model, spec=spec, **metrics)
+        save_model(self.out / name, model, spec=spec, input_shape=self.dataset.input_shape,
+                   classes=self.dataset.classes, metrics=row)
+        return {"name": name, **row}
+
+    def summary(self, model: nn.Module, *, spec: str, **metrics: Any) -> dict[str, Any]:
+        model.eval()
+        with torch.no_grad():
+            return {"spec": spec, "val_accuracy": accuracy(model, self.dataset.val),
+                    "test_accuracy": accuracy(model, self.dataset.test), "params": count_params(model),
+                    "macs": count_macs(model, self.dataset.input_shape), **metrics}

@@ -1,0 +1,71 @@
+"""Named study configurations (partial: everything not given takes the schema default).
+
+* ``quick``: real Fashion-MNIST, every stage present but small; under 15 minutes on a
+  2-core machine. The README's main job.
+* ``fashion-mnist``: the full chain at proper sizes on Fashion-MNIST.
+* ``thesis-svhn`` / ``thesis-cifar10``: the thesis' architectures, width sweeps,
+  temperature grid (0.1 to 5) and epsilons; they need the user's data files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TEMPERATURES = [0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "name": "quick",
+        "data": {"dataset": "fashion-mnist", "train_limit": 6000, "val_size": 2000, "transfer_limit": 12000},
+        "teacher": {"spec": "teacher-svhn:16-16-32-128", "training": {"epochs": 3}},
+        "students": {"snn": [32, 256], "scnn1": [4], "scnn2": ["4-8"],
+                     "training": {"epochs": 3, "lr": 2e-3}},
+        "temperature": {"scnn2": ["4-8"], "temperatures": [0.5, 2.0, 5.0]},
+        "attacks": {"eps": [0.0, 0.05, 0.1, 0.2], "steps": 10, "points": 200},
+        "certification": {"eps": 0.05, "train_method": "crown-ibp", "warmup_epochs": 1, "points": 100,
+                          "teacher_training": {"epochs": 2}, "robust_training": {"epochs": 2},
+                          "student_training": {"epochs": 2}, "radius_tolerance": 2e-3,
+                          "pgd_eps": [0.0, 0.05, 0.1]},
+        "improvement": {"retrain_epochs": 1, "adversarial_steps": 3, "adversarial_eps": 0.05,
+                        "training": {"epochs": 2}},
+    },
+    "fashion-mnist": {
+        "name": "fashion-mnist",
+        "data": {"dataset": "fashion-mnist"},
+        "teacher": {"spec": "teacher-svhn", "training": {"epochs": 20, "patience": 4}},
+        "students": {"snn": [64, 256, 1024], "scnn1": [4, 16, 64], "scnn2": ["4-8", "16-32", "64-128"],
+                     "training": {"epochs": 20, "patience": 4}},
+        "temperature": {"scnn2": ["4-8", "16-32"], "temperatures": _TEMPERATURES},
+        "attacks": {"eps": [round(0.01 * i, 2) for i in range(21)], "steps": 100, "points": 1000},
+        "certification": {"eps": 0.1, "points": 1000, "teacher_training": {"epochs": 20},
+                          "robust_training": {"epochs": 20}, "warmup_epochs": 5,
+                          "student_training": {"epochs": 20}},
+        "improvement": {"retrain_epochs": 5, "training": {"epochs": 20}},
+    },
+    "thesis-svhn": {
+        "name": "thesis-svhn",
+        "data": {"dataset": "svhn-middle"},
+        "teacher": {"spec": "teacher-svhn", "training": {"epochs": 30, "patience": 5}},
+        "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
+                     "training": {"epochs": 30, "patience": 5}},
+        "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
+        "attacks": {"eps": [round(0.01 * i, 2) for i in range(21)], "steps": 100, "points": 1000},
+        "certification": {"eps": 0.01, "points": 1000, "teacher_training": {"epochs": 30},
+                          "robust_training": {"epochs": 30}, "warmup_epochs": 10,
+                          "student_training": {"epochs": 30}},
+        "improvement": {"adversarial_eps": 0.01, "retrain_epochs": 5, "training": {"epochs": 30}},
+    },
+    "thesis-cifar10": {
+        "name": "thesis-cifar10",
+        "data": {"dataset": "cifar10"},
+        "teacher": {"spec": "teacher-cifar10", "training": {"epochs": 40, "patience": 5}},
+        "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
+                     "training": {"epochs": 40, "patience": 5}},
+        "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
+        "attacks": {"eps": [round(0.005 * i, 3) for i in range(11)], "steps": 100, "points": 1000},
+        "certification": {"eps": 2 / 255, "points": 1000, "teacher_training": {"epochs": 40},
+                          "robust_training": {"epochs": 40}, "warmup_epochs": 10,
+                          "student_training": {"epochs": 40}},
+        "improvement": {"adversarial_eps": 2 / 255, "retrain_epochs": 5, "training": {"epochs": 40}},
+    },
+}
