@@ -6,22 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from attacks_support import one_thread, synthetic_batch, trained_model  # noqa: F401  (autouse fixture)
 from shallowcert.attacks import BIM, FGSM, L2PGD, MIM, PGD
-from shallowcert.models import build
-
-SHAPE = (1, 8, 8)
 
 
-def tiny_model(seed: int = 0, spec: str = "layers:c4k3s2p1,relu,flat,fc16,relu,fc") -> nn.Sequential:
-    torch.manual_seed(seed)
-    return build(spec, SHAPE, 5).double()
-
-
-def tiny_batch(n: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, *SHAPE, generator=g, dtype=torch.float64), torch.randint(0, 5, (n,), generator=g)
+def tiny_batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    return synthetic_batch(n, seed=1)
 
 
 LINF_ATTACKS = [FGSM(), PGD(steps=15, step_size=0.02), PGD(steps=5, relative_step=0.5, restarts=3),
@@ -31,7 +22,7 @@ LINF_ATTACKS = [FGSM(), PGD(steps=15, step_size=0.02), PGD(steps=5, relative_ste
 @pytest.mark.parametrize("attack", LINF_ATTACKS, ids=repr)
 @pytest.mark.parametrize("early_stop", [False, True])
 def test_linf_attacks_stay_in_ball_and_domain(attack, early_stop: bool) -> None:
-    model, (x, y) = tiny_model(), tiny_batch()
+    model, (x, y) = trained_model(), tiny_batch()
     eps = torch.linspace(0.0, 0.3, x.shape[0], dtype=torch.float64)  # one radius per point, 0 included
     result = attack(model, x, y, eps=eps, early_stop=early_stop)
     distance = (result.adversarial - x).flatten(1).abs().amax(dim=1)
@@ -46,7 +37,7 @@ def test_linf_attacks_stay_in_ball_and_domain(attack, early_stop: bool) -> None:
 
 @pytest.mark.parametrize("random_start", [False, True])
 def test_l2_pgd_stays_in_ball_and_domain(random_start: bool) -> None:
-    model, (x, y) = tiny_model(), tiny_batch()
+    model, (x, y) = trained_model(), tiny_batch()
     eps = torch.linspace(0.0, 2.0, x.shape[0], dtype=torch.float64)
     result = L2PGD(steps=10, relative_step=0.25, random_start=random_start)(model, x, y, eps=eps)
     distance = (result.adversarial - x).flatten(1).norm(dim=1)
@@ -57,7 +48,7 @@ def test_l2_pgd_stays_in_ball_and_domain(random_start: bool) -> None:
 
 
 def test_fgsm_is_one_pgd_step_and_the_formula() -> None:
-    model, (x, y) = tiny_model(), tiny_batch()
+    model, (x, y) = trained_model(), tiny_batch()
     eps = 0.07
     fgsm = FGSM()(model, x, y, eps=eps)
     pgd = PGD(steps=1, step_size=eps, random_start=False)(model, x, y, eps=eps)
@@ -71,7 +62,7 @@ def test_fgsm_is_one_pgd_step_and_the_formula() -> None:
 
 
 def test_targeted_attack_moves_toward_target() -> None:
-    model, (x, _) = tiny_model(), tiny_batch(64)
+    model, (x, _) = trained_model(), tiny_batch(64)
     clean = model(x).argmax(dim=1)
     target = (clean + 1) % 5
     result = PGD(steps=20, step_size=0.01, random_start=False)(model, x, target, eps=0.1, targeted=True)
@@ -85,7 +76,7 @@ def test_targeted_attack_moves_toward_target() -> None:
 
 
 def test_model_is_attacked_in_eval_mode_and_modes_are_restored() -> None:
-    model = tiny_model(spec="layers:c4k3s2p1,bn,relu,flat,drop0.5,fc16,relu,fc")
+    model = trained_model(spec="layers:c4k3s2p1,bn,relu,flat,drop0.5,fc16,relu,fc")
     x, y = tiny_batch()
     model.train()
     model[1].eval()  # a mixed state must come back exactly
@@ -102,15 +93,18 @@ def test_model_is_attacked_in_eval_mode_and_modes_are_restored() -> None:
 
 
 def test_random_start_is_seeded() -> None:
-    model, (x, y) = tiny_model(), tiny_batch()
-    run = lambda seed, **kw: PGD(steps=1, step_size=1e-6, seed=seed)(model, x, y, eps=0.1, **kw).adversarial
+    model, (x, y) = trained_model(), tiny_batch()
+
+    def run(seed: int, **kw) -> torch.Tensor:
+        return PGD(steps=1, step_size=1e-6, seed=seed)(model, x, y, eps=0.1, **kw).adversarial
+
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
     assert torch.equal(run(0, generator=torch.Generator().manual_seed(9)), run(9))
 
 
 def test_restarts_never_lose_a_success() -> None:
-    model, (x, y) = tiny_model(), tiny_batch(64)
+    model, (x, y) = trained_model(), tiny_batch(64)
     one = PGD(steps=3, step_size=0.01, restarts=1, seed=5)(model, x, y, eps=0.05)
     many = PGD(steps=3, step_size=0.01, restarts=4, seed=5)(model, x, y, eps=0.05)
     assert bool((many.success | ~one.success).all())  # restart 1 is the same draw

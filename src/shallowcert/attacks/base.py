@@ -52,7 +52,8 @@ Model = Callable[[Tensor], Tensor]
 class AttackResult:
     """What every attack returns for a batch of ``N`` points.
 
-    ``adversarial``: ``(N, ...)`` inputs in ``[0, 1]`` within distance ``eps`` of ``x``;
+    ``adversarial``: ``(N, ...)`` inputs in ``[0, 1]`` within distance ``eps`` of ``x`` (up to
+    the rounding of ``x + delta`` in the input dtype: about 6e-8 in float32 near 1);
     ``success``: bool ``(N,)``, the goal is met at ``adversarial``;
     ``perturbation``: float ``(N,)``, ``||adversarial - x||`` in the attack's norm (input units).
     """

@@ -23,7 +23,12 @@ from shallowcert.attacks.linf import LinfAttack
 
 
 class BIM(LinfAttack):
-    """Basic iterative method; defaults: 10 steps of 0.01."""
+    """Basic iterative method.
+
+    Arguments (keyword-only, defaults in brackets): ``steps`` iterations [10]; ``step_size``
+    alpha in input units [0.01]; ``relative_step`` alpha as a fraction of each point's eps,
+    replacing ``step_size`` when given [None].
+    """
 
     def __init__(self, *, steps: int = 10, step_size: float = 0.01, relative_step: float | None = None) -> None:
         super().__init__(steps=steps, step_size=step_size, relative_step=relative_step,

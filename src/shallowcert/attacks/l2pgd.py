@@ -33,7 +33,14 @@ def l2_norms(t: Tensor) -> Tensor:
 
 
 class L2PGD(IterativeAttack):
-    """L2 PGD; defaults: 40 steps of 0.1, random start, one restart."""
+    """L2 PGD.
+
+    Arguments (keyword-only, defaults in brackets): ``steps`` iterations [40]; ``step_size``
+    alpha in input units of L2 length [0.1]; ``relative_step`` alpha as a fraction of each
+    point's eps, replacing ``step_size`` when given [None]; ``random_start`` start at a
+    uniform point of the ball [True]; ``restarts`` runs from fresh random starts, each on the
+    points not broken yet [1]; ``seed`` of the random starts [0].
+    """
 
     norm = "l2"
 

@@ -27,7 +27,12 @@ from shallowcert.attacks.linf import LinfAttack
 
 
 class MIM(LinfAttack):
-    """Momentum iterative method; defaults: 10 steps of 0.01, decay 1."""
+    """Momentum iterative method.
+
+    Arguments (keyword-only, defaults in brackets): ``steps`` iterations [10]; ``step_size``
+    alpha in input units [0.01]; ``relative_step`` alpha as a fraction of each point's eps,
+    replacing ``step_size`` when given [None]; ``decay`` the momentum factor mu >= 0 [1.0].
+    """
 
     def __init__(self, *, steps: int = 10, step_size: float = 0.01, relative_step: float | None = None,
                  decay: float = 1.0) -> None:

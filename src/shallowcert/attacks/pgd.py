@@ -23,7 +23,14 @@ from shallowcert.attacks.linf import LinfAttack
 
 
 class PGD(LinfAttack):
-    """L-infinity PGD; defaults: 40 steps of 0.01, random start, one restart."""
+    """L-infinity PGD.
+
+    Arguments (keyword-only, defaults in brackets): ``steps`` iterations [40]; ``step_size``
+    alpha in input units [0.01]; ``relative_step`` alpha as a fraction of each point's eps,
+    replacing ``step_size`` when given [None]; ``random_start`` start at a uniform point of
+    the ball [True]; ``restarts`` runs from fresh random starts, each on the points not broken
+    yet [1]; ``seed`` of the random starts [0].
+    """
 
     def __init__(self, *, steps: int = 40, step_size: float = 0.01, relative_step: float | None = None,
                  random_start: bool = True, restarts: int = 1, seed: int = 0) -> None:

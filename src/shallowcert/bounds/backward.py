@@ -53,7 +53,10 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
             positive, negative = lam.clamp(min=0), lam.clamp(max=0)
             lower = lower + _dot(negative, relaxation.upper_intercept)
             upper = upper + _dot(positive, relaxation.upper_intercept)
-            lam = positive * relaxation.lower_slope + negative * relaxation.upper_slope
+            if relaxation.lower_slope is relaxation.upper_slope:
+                lam = lam * relaxation.upper_slope
+            else:
+                lam = positive * relaxation.lower_slope + negative * relaxation.upper_slope
     return LinearBound(lam, lower, upper)
 
 

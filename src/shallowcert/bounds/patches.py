@@ -80,7 +80,20 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
     geometry = _Geometry((1, 1), (1, 1), (0, 0))
     lower = lam.new_zeros(lam.shape[0])
     upper = lam.new_zeros(lam.shape[0])
-    for index in range(len(steps) - 1, -1, -1):
+    last = len(steps) - 1
+    if isinstance(steps[last], AffineMap):  # A^T of a one-hot window is a row of a shared table
+        step = steps[last]
+        if step.bias is not None:
+            term = torch.cat([sign * step.bias[chosen.channel, chosen.row, chosen.col] for sign in signs])
+            lower, upper = lower + term, upper + term
+        table = step.transpose_patch(torch.eye(target_shape[0], dtype=mid.dtype, device=mid.device)
+                                     .reshape(target_shape[0], target_shape[0], 1, 1))
+        lam = torch.cat([sign * table[chosen.channel] for sign in signs])
+        geometry = geometry.back_through(*step.window)
+        inside = torch.ones((1, 1, *step.in_shape[1:]), dtype=lam.dtype, device=lam.device)
+        lam = lam * chosen_all.windows(inside, geometry, shared=True)
+        last -= 1
+    for index in range(last, -1, -1):
         step = steps[index]
         if isinstance(step, AffineMap):
             if step.bias is not None:
@@ -93,13 +106,15 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             lam = lam * chosen_all.windows(inside, geometry, shared=True)
         else:
             relaxation = relaxations[index]
-            lower_slope, upper_slope, intercept = (
-                chosen_all.windows(t.squeeze(1), geometry)
-                for t in (relaxation.lower_slope, relaxation.upper_slope, relaxation.upper_intercept))
+            upper_slope, intercept = (chosen_all.windows(t.squeeze(1), geometry)
+                                      for t in (relaxation.upper_slope, relaxation.upper_intercept))
             positive, negative = lam.clamp(min=0), lam.clamp(max=0)
             lower = lower + (negative * intercept).sum((1, 2, 3))
             upper = upper + (positive * intercept).sum((1, 2, 3))
-            lam = positive * lower_slope + negative * upper_slope
+            if relaxation.lower_slope is relaxation.upper_slope:
+                lam = lam * upper_slope
+            else:
+                lam = positive * chosen_all.windows(relaxation.lower_slope.squeeze(1), geometry) + negative * upper_slope
     centre = (lam * chosen_all.windows(mid, geometry)).sum((1, 2, 3))
     spread = (lam.abs() * chosen_all.windows(rad, geometry)).sum((1, 2, 3))
     return (centre - spread + lower).reshape(repeat, count), (centre + spread + upper).reshape(repeat, count)

@@ -46,12 +46,13 @@ def relax(lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str | torch.
     width = torch.where(unstable, upper - lower, torch.ones_like(lower))
     chord = torch.where(unstable, upper / width, active)
     intercept = torch.where(unstable, -chord * lower, torch.zeros_like(lower))
+    chord = chord.unsqueeze(1)
     if isinstance(lower_slope, torch.Tensor):
         slope = torch.where(unstable.unsqueeze(1), lower_slope, active.unsqueeze(1))
     elif lower_slope == "dual":
-        slope = chord.unsqueeze(1)
+        slope = chord  # the same tensor: back-substitution then skips the sign split
     elif lower_slope == "crown":
         slope = torch.where(unstable, (upper >= -lower).to(lower.dtype), active).unsqueeze(1)
     else:
         raise ValueError(f"unknown lower slope rule {lower_slope!r}")
-    return Relaxation(slope, chord.unsqueeze(1), intercept.unsqueeze(1))
+    return Relaxation(slope, chord, intercept.unsqueeze(1))

@@ -15,7 +15,7 @@ def plot_certification_area(area: CertificationArea, path: str | os.PathLike[str
     n = len(area.radii)
     fraction = [(k + 1) / n for k in range(n)]
     radii = area.radii.tolist()
-    ax.fill_between(fraction, radii, step="pre", alpha=0.15, color="grey")
+    ax.fill_between([0.0] + fraction, radii[:1] + radii, step="pre", alpha=0.15, color="grey")
     points = ax.scatter(fraction, radii, c=area.running_accuracy.tolist(), cmap="viridis", vmin=0.0, vmax=1.0, s=6)
     fig.colorbar(points, ax=ax, label="running accuracy")
     ax.set_xlabel("fraction of points (sorted by certified radius)")

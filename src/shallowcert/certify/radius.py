@@ -27,7 +27,7 @@ from shallowcert.bounds import InputSet, linear_lower_bound, margin_spec
 from shallowcert.certify.newton import newton_search
 from shallowcert.certify.precision import dtype_name, model_in_dtype
 from shallowcert.certify.search import Probe, SearchSettings, bracket_search
-from shallowcert.certify.shortcut import affine_zero
+from shallowcert.certify.shortcut import affine_slope, affine_zero
 from shallowcert.certify.verdict import Domain, check_method, margin_lower_bounds
 from shallowcert.errors import UserError
 
@@ -48,7 +48,8 @@ class RadiusResult:
     domain: Domain
     dtype: str
     seconds: float
-    newton_failures: int | None = None  # Newton values that did not re-verify (search="newton")
+    newton_failures: int | None = None          # Newton values that did not re-verify (search="newton")
+    newton_returned: torch.Tensor | None = None  # (N,) the values Newton returned, before re-verification
 
     def summary(self) -> dict[str, object]:
         stats: dict[str, object] = {
@@ -103,7 +104,7 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
         return torch.cat(bounds)
 
     def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
-        held, zeros = [], []
+        values, slopes, zeros = [], [], []
         with torch.no_grad():
             for part, pos in zip(_chunks(index, batch_size), _chunks(torch.arange(len(index)), batch_size)):
                 input_set = InputSet(points[part], eps[pos], domain=domain)
@@ -111,18 +112,22 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
                                                  method=method)
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
                 bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)
-                held.append((bounds > 0).all(dim=1))
+                value, row = bounds.min(dim=1)
+                values.append(value)
+                slopes.append(affine_slope(lam, points[part], eps[pos], domain).gather(1, row[:, None]).squeeze(1))
                 zeros.append(affine_zero(offset, lam, points[part], domain))
-        # interval arithmetic has a constant form (lam = 0): no zero to extrapolate from
-        return Probe(torch.cat(held), None if method == "ibp" else torch.cat(zeros))
+        value = torch.cat(values)
+        if method == "ibp":  # interval arithmetic has a constant form (lam = 0): no slope, no zero
+            return Probe(value > 0, value, None, None)
+        return Probe(value > 0, value, torch.cat(slopes), torch.cat(zeros))
 
     if search == "bisect":
         outcome = bracket_search(probe, len(points), dtype=dtype, settings=settings)
-        failures = None
+        failures, returned = None, None
     else:
         outcome = newton_search(margins, len(points), dtype=dtype, settings=settings)
-        failures = outcome.failures
+        failures, returned = outcome.failures, outcome.returned
     correct = None if labels is None else predicted == labels
     return RadiusResult(outcome.radius, predicted, correct, outcome.evaluations, outcome.rounds, search, method, domain,
-                        dtype_name(dtype), time.perf_counter() - start, failures)
+                        dtype_name(dtype), time.perf_counter() - start, failures, returned)
 

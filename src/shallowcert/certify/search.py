@@ -5,25 +5,32 @@ engine was *run* and the certificate *held* (every margin lower bound > 0), ``hi
 smallest radius at which it was run and failed (``inf`` until one fails). The result is
 ``lo``: never a midpoint, extrapolation or interpolation that was not itself evaluated.
 
-All unfinished points are evaluated together, one radius per point. The next radius of a
-point is chosen from its last evaluation:
+All unfinished points are evaluated together, one radius per point. With ``g(e)`` the
+smallest margin lower bound at radius ``e`` (typically concave and decreasing), each
+evaluation also returns the affine form of the bound with the intermediate bounds of
+radius ``e`` fixed (:mod:`shallowcert.certify.shortcut`): its slope ``g'`` and its zero.
+The next radius of a point is:
 
-* **shortcut after a failure at ``e``** — with the intermediate bounds of radius ``e`` fixed,
-  each margin bound is an affine (with domain clipping piecewise-affine) decreasing
-  function of the radius ``e' <= e``, and its zero ``s < e`` proves every ``e' < s`` (the
-  relaxation computed for the larger ball is valid for every smaller ball). The search
-  re-evaluates at ``s * (1 - rtol / 4)``, slightly inside, where a fresh evaluation with
-  tighter intermediate bounds almost always holds;
-* **extrapolation after a success at ``e``** — the same affine form's zero ``r > e`` is an
-  optimistic guess of the radius (valid bounds for ``e' > e`` are looser); evaluated next,
-  its failure hands a new shortcut back;
-* **growth / bisection** — without a proposal, or when a proposal falls outside the inner
-  part of the bracket, the radius grows geometrically (``hi = inf``) or the bracket is
-  halved; after two probes in a row that did not halve a bracket the search bisects, so the
-  bracket at least halves every three evaluations.
+* **growing** (``hi = inf``): the zero of that affine form (the tangent's zero, usually
+  beyond the radius since ``g`` bends down), else ``growth * e`` (``start`` after 0);
+* **bracketed**: the zero of the quadratic through ``(lo, g(lo))`` with slope ``g'(lo)``
+  and through ``(hi, g(hi))``; after a failure at ``hi`` at least the *shortcut* radius
+  ``s * (1 - rtol / 4)``, where ``s`` is the zero of ``hi``'s affine form: the relaxation
+  computed for the larger ball is valid for every smaller one, so that form proves every
+  ``e < s`` and a fresh evaluation there (tighter intermediate bounds) almost always holds.
+  The radius is kept at least ``min((atol + rtol * hi) / 2, width / 4)`` inside the
+  bracket, so that a bracket with an end at the zero closes on the next evaluation, and after two
+  evaluations in a row that did not halve the bracket the search bisects: the bracket at
+  least halves every three evaluations.
 
-A point stops when ``hi - lo <= atol + rtol * lo``, when it holds at ``max_radius``, when it
-fails at radius 0 (no certificate at all: radius 0), or after ``max_rounds`` evaluations.
+Why the shortcut radius is re-evaluated rather than reported: it *is* certified (by the
+form computed for the larger ball), but a fresh evaluation at a smaller radius is not
+always tighter (the dual relaxation's lower slopes ``u / (u - l)`` change with the
+intermediate bounds; seen on a one-hidden-layer network), and a reported radius should
+re-certify when anyone runs the engine at that radius.
+
+A point stops when ``hi - lo <= tol = atol + rtol * lo``, when it holds at ``max_radius``,
+when it fails at radius 0 (no certificate at all: radius 0), or after ``max_rounds``.
 """
 
 from __future__ import annotations
@@ -40,14 +47,18 @@ from shallowcert.errors import UserError
 
 @dataclass(frozen=True)
 class Probe:
-    """One evaluation of the certificate for a group of points at radii ``eps``.
+    """One evaluation of the certificate for a group of ``m`` points at radii ``eps``.
 
-    ``held``: bool ``(m,)``, all margin lower bounds > 0; ``zero``: ``(m,)`` zero of the
-    affine form of the smallest margin bound (``inf`` if it never reaches 0), or ``None``
-    for bound methods without an affine form (interval arithmetic).
+    ``held``: bool ``(m,)``, all margin lower bounds > 0; ``value``: ``(m,)`` the smallest
+    margin lower bound ``g(e)``; ``slope``: ``(m,)`` its affine form's derivative in ``e``;
+    ``zero``: ``(m,)`` the radius below which the affine forms of all rows stay positive
+    (``inf`` if they never reach 0). ``slope`` and ``zero`` are ``None`` for bound methods
+    without an affine form (interval arithmetic).
     """
 
     held: torch.Tensor
+    value: torch.Tensor
+    slope: torch.Tensor | None
     zero: torch.Tensor | None
 
 
@@ -87,7 +98,10 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
     """Run the bracketing search (module docstring) for ``n`` points with ``probe``."""
     lo = torch.full((n,), -1.0, dtype=dtype)              # -1: nothing held yet
     hi = torch.full((n,), math.inf, dtype=dtype)
-    eps = torch.zeros(n, dtype=dtype)                       # the first probe certifies at radius 0
+    g_lo = torch.zeros(n, dtype=dtype)
+    slope_lo = torch.full((n,), math.nan, dtype=dtype)
+    g_hi = torch.zeros(n, dtype=dtype)
+    eps = torch.zeros(n, dtype=dtype)                       # the first evaluation is at radius 0
     stalls = torch.zeros(n, dtype=torch.long)
     evaluations = torch.zeros(n, dtype=torch.long)
     active = torch.ones(n, dtype=torch.bool)
@@ -98,36 +112,55 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
         result = probe(index, e)
         rounds += 1
         evaluations[index] += 1
+        held = result.held
+        value = result.value.to(dtype)
+        slope = result.slope.to(dtype) if result.slope is not None else torch.full_like(e, math.nan)
         width_before = hi[index] - lo[index]
-        new_lo = torch.where(result.held, e, lo[index])
-        new_hi = torch.where(result.held, hi[index], e)
-        width = new_hi - new_lo
-        halved = width <= 0.5 * width_before
-        stalls[index] = torch.where(halved | torch.isinf(width_before), 0, stalls[index] + 1)
-        lo[index], hi[index] = new_lo, new_hi
-        finished = ((~result.held) & (new_lo < 0)) \
-            | (result.held & (e >= settings.max_radius)) \
-            | (width <= settings.atol + settings.rtol * new_lo)
-        nxt = _next_radius(e, result, new_lo, new_hi, stalls[index], settings)
-        eps[index] = nxt
+        lo[index] = torch.where(held, e, lo[index])
+        hi[index] = torch.where(held, hi[index], e)
+        g_lo[index] = torch.where(held, value, g_lo[index])
+        slope_lo[index] = torch.where(held, slope, slope_lo[index])
+        g_hi[index] = torch.where(held, g_hi[index], value)
+        width = hi[index] - lo[index]
+        halved = (width <= 0.5 * width_before) | torch.isinf(width_before)
+        stalls[index] = torch.where(halved, 0, stalls[index] + 1)
+        tol = settings.atol + settings.rtol * lo[index]
+        finished = ((~held) & (lo[index] < 0)) | (held & (e >= settings.max_radius)) | (width <= tol)
+        shortcut = None if result.zero is None else torch.where(held, math.nan, result.zero.to(dtype))
+        eps[index] = _next_radius(e, result.zero, shortcut, lo[index], hi[index], g_lo[index], slope_lo[index],
+                                  g_hi[index], stalls[index], settings)
         active[index] = ~finished
     return SearchOutcome(radius=lo.clamp(min=0), held_somewhere=lo >= 0, evaluations=evaluations, rounds=rounds)
 
 
-def _next_radius(e: torch.Tensor, result: Probe, lo: torch.Tensor, hi: torch.Tensor, stalls: torch.Tensor,
-                 settings: SearchSettings) -> torch.Tensor:
-    """The next radius to evaluate for each point (see the module docstring)."""
-    held = result.held
-    if result.zero is None:
-        proposal = torch.full_like(e, math.nan)
-    else:
-        zero = result.zero.to(e.dtype)
-        proposal = torch.where(held, zero, zero * (1 - settings.rtol / 4))
-    # growing: no failure yet (hi = inf), so the last probe held
-    growth = torch.where(e > 0, e * settings.growth, torch.full_like(e, settings.start))
-    grow = torch.where(proposal > e, proposal, growth).clamp(max=settings.max_radius)
-    # bracketed: take the proposal inside the inner part of [lo, hi], else the midpoint
+def _quadratic_zero(lo: torch.Tensor, hi: torch.Tensor, g_lo: torch.Tensor, slope_lo: torch.Tensor,
+                    g_hi: torch.Tensor) -> torch.Tensor:
+    """Zero in ``[lo, hi]`` of ``q(e) = g_lo + slope_lo t - c t^2`` (``t = e - lo``) with
+    ``q(hi) = g_hi``; the chord's zero where the slope is unknown or the fit is not concave."""
     width = hi - lo
-    inner = (proposal > lo + width / 16) & (proposal < hi - width / 16) & (stalls < 2)
-    bracketed = torch.where(inner, proposal, (lo + hi) / 2)
+    chord = lo + width * g_lo / (g_lo - g_hi)
+    curvature = (g_lo + slope_lo * width - g_hi) / width ** 2
+    steep = -slope_lo
+    root = lo + 2 * g_lo / (steep + torch.sqrt((steep ** 2 + 4 * curvature * g_lo).clamp(min=0)))
+    usable = torch.isfinite(root) & (curvature > 0) & (steep > 0)
+    return torch.where(usable, root, chord)
+
+
+def _next_radius(e: torch.Tensor, zero: torch.Tensor | None, shortcut: torch.Tensor | None, lo: torch.Tensor,
+                 hi: torch.Tensor, g_lo: torch.Tensor, slope_lo: torch.Tensor, g_hi: torch.Tensor,
+                 stalls: torch.Tensor, settings: SearchSettings) -> torch.Tensor:
+    """The next radius to evaluate for each point (see the module docstring)."""
+    # growing: no failure yet, so the last evaluation (at e = lo) held
+    growth = torch.where(e > 0, e * settings.growth, torch.full_like(e, settings.start))
+    tangent = zero.to(e.dtype) if zero is not None else torch.full_like(e, math.nan)
+    grow = torch.where(tangent > e, tangent, growth).clamp(max=settings.max_radius)
+    # bracketed: the quadratic model's zero, at least the shortcut after a failure
+    guess = _quadratic_zero(lo.clamp(min=0), hi, g_lo, slope_lo, g_hi)
+    if shortcut is not None:
+        guess = torch.where(torch.isnan(shortcut), guess,
+                            torch.maximum(guess, shortcut * (1 - settings.rtol / 4)))
+    width = hi - lo
+    margin = torch.minimum((settings.atol + settings.rtol * hi) / 2, width / 4)
+    bracketed = torch.minimum(torch.maximum(guess, lo + margin), hi - margin)
+    bracketed = torch.where((stalls >= 2) | torch.isnan(bracketed), (lo + hi) / 2, bracketed)
     return torch.where(torch.isinf(hi), grow, bracketed)

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "import_state_dict",
     "export_onnx",
     "attack",
+    "certify",
+    "robust_train",
     "study",
     "report",
 )

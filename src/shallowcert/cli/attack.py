@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from shallowcert import atomic
-from shallowcert.attacks import BIM, FGSM, L2PGD, MIM, PGD, IterativeAttack, SweepResult, parse_eps_grid, robust_accuracy
+from shallowcert.attacks import (BIM, FGSM, L2PGD, MIM, PGD, IterativeAttack, SweepResult, parse_eps_grid,
+                                 robust_accuracy)
 from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
                                     non_negative_float, positive_float, positive_int, print_json)
 from shallowcert.errors import UserError

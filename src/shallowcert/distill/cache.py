@@ -24,6 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from shallowcert.atomic import atomic_path
+from shallowcert.attacks.base import evaluation_mode
 from shallowcert.data import to_float
 from shallowcert.distill.transfer import TransferSet
 
@@ -52,9 +53,9 @@ def cache_key(identity: dict[str, str]) -> str:
 
 @torch.no_grad()
 def compute_logits(teacher: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Teacher logits (float32, N x K) for uint8 images, in eval mode."""
-    teacher.eval()
-    parts = [teacher(to_float(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    """Teacher logits (float32, N x K) for uint8 images, in eval mode (each module's mode restored)."""
+    with evaluation_mode(teacher):
+        parts = [teacher(to_float(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
     return torch.cat(parts).to(torch.float32)
 
 

@@ -6,8 +6,8 @@ filters, the kept ones and the removed ones stacked in two colours.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn

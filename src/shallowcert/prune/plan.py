@@ -16,7 +16,7 @@ removes). A layer always keeps at least one filter (removing all of them is refu
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import nn
 

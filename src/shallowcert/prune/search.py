@@ -15,8 +15,8 @@ search is given that split and nothing else. Cost: about ``sum_l log2(C_l)`` eva
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from torch import nn
 

@@ -15,7 +15,7 @@ wherever the next Conv2d or Linear reads it (e.g. a filter with zero weights and
 from __future__ import annotations
 
 import copy
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch_pruning

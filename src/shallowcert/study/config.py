@@ -82,7 +82,7 @@ SCHEMA: Schema = {
         "robust_training": _training(10),
         "student_training": _training(10),
         "points": Field("int", 1000, at_least(1), "first N test points certified"),
-        "radius_tolerance": Field("float", 1e-3, greater_than(0)),
+        "radius_rtol": Field("float", 0.01, greater_than(0), "radius search stops at relative bracket width"),
         "pgd_eps": Field("list[float]", [0.0, 0.05, 0.1, 0.15, 0.2], all_of(non_empty, between(0.0, 1.0))),
     },
     "improvement": {

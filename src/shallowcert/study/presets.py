@@ -24,7 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "attacks": {"eps": [0.0, 0.05, 0.1, 0.2], "steps": 10, "points": 200},
         "certification": {"eps": 0.05, "train_method": "crown-ibp", "warmup_epochs": 1, "points": 100,
                           "teacher_training": {"epochs": 2}, "robust_training": {"epochs": 2},
-                          "student_training": {"epochs": 2}, "radius_tolerance": 2e-3,
+                          "student_training": {"epochs": 2}, "radius_rtol": 0.02,
                           "pgd_eps": [0.0, 0.05, 0.1]},
         "improvement": {"retrain_epochs": 1, "adversarial_steps": 3, "adversarial_eps": 0.05,
                         "training": {"epochs": 2}},

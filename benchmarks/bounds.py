@@ -1,0 +1,101 @@
+"""Speed and agreement of the bounds engine against convex_adversarial on a wong-small.
+
+    python benchmarks/bounds.py [--model DIR] [--points N] [--eps E] [--repeats R]
+
+Without ``--model`` a wong-small is trained on Fashion-MNIST for one epoch (cross-entropy).
+All runs use 2 threads, float64, the first N test points and one radius ``eps`` (input
+units); each time is the best of ``--repeats`` runs. Bounds are on the margin spec
+(true class minus every other class). Prints a Markdown table and writes
+``benchmarks/results/bounds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from convex_adversarial import DualNetwork
+
+from shallowcert.atomic import write_json
+from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+from shallowcert.data import load_dataset, to_float
+from shallowcert.models import load_model
+from shallowcert.training import FitConfig, train_classifier
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bounds.json"
+OUR_METHODS = ("dual", "crown", "alpha-crown", "ibp")
+
+
+def _best_time(run: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = run()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def _max_relative(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return float(((ours - reference).abs() / reference.abs().clamp(min=1e-12)).max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: train a wong-small for one epoch)")
+    parser.add_argument("--points", type=int, default=50)
+    parser.add_argument("--eps", type=float, default=0.02)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    dataset = load_dataset("fashion-mnist")
+    if args.model:
+        model = load_model(args.model).model
+        source = args.model
+    else:
+        model, _ = train_classifier("wong-small", dataset, FitConfig(epochs=1, seed=0))
+        source = "wong-small, 1 epoch of Fashion-MNIST"
+    model = model.eval().double()
+    test = dataset.test.head(args.points)
+    x = to_float(test.images).double()
+    spec = margin_spec(test.labels, dataset.classes).double()
+    eps = torch.full((len(test),), args.eps, dtype=torch.float64)
+
+    rows = []
+    with torch.no_grad():
+        reference_time, reference = _best_time(
+            lambda: DualNetwork(model, x, args.eps, bounded_input=False)(spec), args.repeats)
+        bounded_reference = DualNetwork(model, x, args.eps, bounded_input=True)(spec)
+        rows.append({"method": "convex_adversarial DualNetwork", "ms_per_point": 1000 * reference_time / len(test),
+                     "certified": float((reference > 0).all(1).float().mean())})
+        for method in OUR_METHODS:
+            seconds, bound = _best_time(
+                lambda: lower_bounds(model, InputSet(x, eps, domain=None), spec, method=method), args.repeats)
+            rows.append({"method": f"shallowcert {method}", "ms_per_point": 1000 * seconds / len(test),
+                         "certified": float((bound > 0).all(1).float().mean())})
+            if method == "dual":
+                dual_time, dual_unbounded = seconds, bound
+        dual_bounded = lower_bounds(model, InputSet(x, eps), spec, method="dual")
+    result = {
+        "model": source, "points": len(test), "eps": args.eps, "dtype": "float64", "threads": 2,
+        "rows": rows,
+        "speedup_dual_vs_convex_adversarial": reference_time / dual_time,
+        "max_relative_difference_dual": _max_relative(dual_unbounded, reference),
+        "max_relative_difference_dual_bounded_input": _max_relative(dual_bounded, bounded_reference),
+    }
+    write_json(RESULTS, result)
+    print(f"{source}; {len(test)} points, eps={args.eps}, float64, 2 threads, no domain clipping\n")
+    print("| method | ms / point | certified |\n| --- | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['method']} | {row['ms_per_point']:.2f} | {row['certified']:.2%} |")
+    print(f"\nspeed-up dual vs convex_adversarial: {result['speedup_dual_vs_convex_adversarial']:.1f}x; "
+          f"max relative difference {result['max_relative_difference_dual']:.1e} "
+          f"(bounded input: {result['max_relative_difference_dual_bounded_input']:.1e})")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

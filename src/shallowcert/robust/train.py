@@ -1,0 +1,33 @@
+"""Certified training: the generic fit loop with the robust loss and the epsilon warm-up."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from shallowcert.certify.verdict import Domain, check_method
+from shallowcert.data.split import Split
+from shallowcert.robust.loss import robust_loss
+from shallowcert.robust.schedule import EpsilonSchedule
+from shallowcert.training.loop import FitConfig, FitResult, fit
+
+
+def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: Domain = None,
+                   ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]:
+    """``loss_fn(model, x, y, epoch) = mean CE(-J(eps(epoch)), y)`` for :func:`shallowcert.training.fit`."""
+    check_method(method)
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor, epoch: int) -> torch.Tensor:
+        return robust_loss(model, x, target, schedule(epoch), method=method, domain=domain).loss
+
+    return loss_fn
+
+
+def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, config: FitConfig,
+               validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None) -> FitResult:
+    """Train ``model`` in place on the robust loss (Wong & Kolter) with the warm-up ``schedule``;
+    ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer."""
+    return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
+               validate=validate, desc=f"robust-{method}")

@@ -1,0 +1,44 @@
+"""Robustness of one model, as the certification stages report it: clean accuracy,
+certified accuracy and robust error bound at epsilon, certified radii and their area,
+and PGD accuracy — all on the same test points, certificates in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from shallowcert import atomic
+from shallowcert.attacks import PGD, robust_accuracy
+from shallowcert.certify import (SearchSettings, certification_area, certified_radius, certify_points,
+                                 plot_certification_area)
+from shallowcert.study.context import StageContext
+
+DOMAIN = (0.0, 1.0)
+DTYPE = torch.float64
+
+
+def robustness_row(ctx: StageContext, model: nn.Module, *, name: str, spec: str,
+                   pgd_eps: list[float]) -> dict[str, Any]:
+    """Certify, search radii, attack; write ``<name>-radii.csv`` and ``<name>-area.png``."""
+    section = ctx.config["certification"]
+    points = ctx.test_points(section["points"])
+    x, y = points.floats(), points.labels
+    verdict = certify_points(model, x, y, section["eps"], method=section["method"], domain=DOMAIN, dtype=DTYPE)
+    radii = certified_radius(model, x, labels=y, method=section["method"], domain=DOMAIN, dtype=DTYPE,
+                             settings=SearchSettings(rtol=section["radius_rtol"]))
+    area = certification_area(radii.radius, radii.correct)
+    figure = f"{name}-area.png"
+    plot_certification_area(area, ctx.out / figure, title=f"Certification area: {name}")
+    atomic.write_text(ctx.out / f"{name}-radii.csv", "index,label,predicted,correct,radius\n" + "".join(
+        f"{i},{int(y[i])},{int(radii.predicted[i])},{int(radii.correct[i])},{float(radii.radius[i]):.6g}\n"
+        for i in range(len(y))))
+    attack = PGD(steps=ctx.config["attacks"]["steps"], relative_step=ctx.config["attacks"]["relative_step"],
+                 seed=ctx.seed)
+    sweep = robust_accuracy(model, x, y, attack, pgd_eps)
+    return {"name": name, "spec": spec, "n": verdict.n, "clean_accuracy": verdict.clean_accuracy,
+            "certified_accuracy": verdict.certified_accuracy, "robust_error_bound": verdict.robust_error_bound,
+            **area.summary(), "radius_search": radii.summary(), "figure": figure,
+            "pgd": {"eps": sweep.eps, "robust_accuracy": sweep.robust_accuracy}}

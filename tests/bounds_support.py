@@ -1,0 +1,74 @@
+"""Shared by the tests/test_bounds_*.py files: small random networks, sampling and PGD.
+
+Networks are float64 with weights scaled so that many ReLUs are unstable at the radii
+used, which is where relaxations differ and bugs show.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shallowcert.bounds import InputSet
+
+
+def random_mlp(sizes: list[int], *, seed: int) -> nn.Sequential:
+    """``Linear, ReLU, ..., Linear`` through ``sizes`` (first = inputs, last = outputs)."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers).double().eval()
+
+
+def random_convnet(*, seed: int, channels: int = 1, classes: int = 4) -> nn.Sequential:
+    """Two convolutions (stride 2 with padding, then stride 1 without), a hidden FC layer."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(channels, 4, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=1, padding=0), nn.ReLU(), nn.Flatten(),
+        nn.Linear(6 * 2 * 2, 12), nn.ReLU(), nn.Linear(12, classes),
+    ).double().eval()
+
+
+def samples(input_set: InputSet, count: int, *, seed: int) -> torch.Tensor:
+    """``count`` points per input point: box corners and uniform points, ``(count, N, ...)``."""
+    generator = torch.Generator().manual_seed(seed)
+    lower, upper = input_set.box()
+    shape = (count, *lower.shape)
+    corners = torch.randint(0, 2, shape, generator=generator).to(lower.dtype)
+    uniform = torch.rand(shape, generator=generator, dtype=lower.dtype)
+    mix = torch.where(torch.arange(count).reshape(-1, *([1] * lower.dim())) % 2 == 0, corners, uniform)
+    return lower + mix * (upper - lower)
+
+
+def spec_values(model: nn.Module, points: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """``spec[n] @ model(points[s, n])`` for every sample: ``(S, N, K)``."""
+    with torch.no_grad():
+        outputs = model(points.reshape(-1, *points.shape[2:])).reshape(points.shape[0], points.shape[1], -1)
+    return torch.einsum("nkc,snc->snk", spec, outputs)
+
+
+def pgd_minimum(model: nn.Module, input_set: InputSet, spec: torch.Tensor, *, steps: int = 60,
+                restarts: int = 4, seed: int = 0) -> torch.Tensor:
+    """The smallest ``spec · f(x)`` per row found by L-inf PGD with random restarts: ``(N, K)``."""
+    generator = torch.Generator().manual_seed(seed)
+    lower, upper = input_set.box()
+    width = (upper - lower).amax().item()
+    best = None
+    for _ in range(restarts):
+        x = lower + torch.rand(lower.shape, generator=generator, dtype=lower.dtype) * (upper - lower)
+        x = x.unsqueeze(1).expand(-1, spec.shape[1], *x.shape[1:]).clone()  # one attack per row
+        for step in range(steps):
+            x.requires_grad_(True)
+            values = torch.einsum("nkc,nkc->nk", spec, model(x.reshape(-1, *x.shape[2:])).reshape(*spec.shape))
+            (grad,) = torch.autograd.grad(values.sum(), x)
+            size = width * 0.25 * (1 - step / steps) + 1e-4
+            with torch.no_grad():
+                x = torch.max(torch.min(x - size * grad.sign(), upper.unsqueeze(1)), lower.unsqueeze(1))
+        with torch.no_grad():
+            values = torch.einsum("nkc,nkc->nk", spec, model(x.reshape(-1, *x.shape[2:])).reshape(*spec.shape))
+        best = values if best is None else torch.minimum(best, values)
+    return best

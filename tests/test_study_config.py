@@ -1,0 +1,83 @@
+"""Study config validation: every kind of mistake is reported, with its path and line, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shallowcert.errors import UserError
+from shallowcert.study.config import load_config
+from shallowcert.study.presets import PRESETS
+
+
+def errors_for(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_valid(name: str) -> None:
+    config = load_config(preset=name)
+    assert config["name"] == name
+
+
+def test_defaults_fill_what_the_file_omits(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text("seed: 3\nteacher:\n  training:\n    epochs: 2\n")
+    config = load_config(path)
+    assert config["seed"] == 3 and config["teacher"]["training"]["epochs"] == 2
+    assert config["teacher"]["training"]["optimizer"] == "adam" and config["teacher"]["spec"] == "teacher-svhn"
+
+
+def test_unknown_key_names_its_path_and_line(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "seed: 1\nattacks:\n  attack: [pgd]\n")
+    assert "study.yaml:3 attacks.attack: unknown key" in message and "known: attacks, eps" in message
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "teacher:\n  training:\n    lr: fast\n")
+    assert "study.yaml:3 teacher.training.lr: expected float, got str 'fast'" in message
+
+
+def test_bool_is_not_an_int(tmp_path: Path) -> None:
+    assert "seed: expected int, got bool" in errors_for(tmp_path, "seed: true\n")
+
+
+def test_impossible_values(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "teacher:\n  training:\n    epochs: 0\nattacks:\n  eps: [0.1, 2]\n"
+                                   "temperature:\n  temperatures: [1.0, -1]\n")
+    assert "teacher.training.epochs: must be >= 1, got 0" in message
+    assert "attacks.eps: must be in [0, 1], got 2" in message
+    assert "temperature.temperatures: must be > 0, got -1" in message
+
+
+def test_bad_choice(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "data:\n  dataset: imagenet\ncertification:\n  method: exact\n")
+    assert "data.dataset: must be one of" in message and "certification.method: must be one of" in message
+
+
+def test_bad_spec(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "teacher:\n  spec: resnet:50\nstudents:\n  scnn2: ['8']\n")
+    assert "teacher.spec: unknown model spec 'resnet:50'" in message
+    assert "students.scnn2[0]" in message
+
+
+def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
+    assert "teacher: expected a mapping" in errors_for(tmp_path, "teacher: 3\n")
+
+
+def test_all_mistakes_reported_at_once(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "seed: -1\nbogus: 1\nteacher:\n  spec: nope:1\n  training:\n    epochs: 0\n")
+    assert message.startswith("4 problem(s) in the config")
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    assert "not valid YAML" in errors_for(tmp_path, "teacher: [unclosed\n")
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    with pytest.raises(UserError, match="unknown preset"):
+        load_config(preset="huge")
