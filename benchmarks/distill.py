@@ -6,7 +6,7 @@ in full):
 1. a deeper teacher (``--teacher``) trained with cross-entropy for ``--teacher-epochs``;
 2. the student architecture (``--student``) trained on hard labels (the control) and
    distilled from the teacher with matching logits and with temperature soft targets
-   (``--temperature``; optionally adversarial distillation), all for ``--epochs`` epochs
+   (one run per ``--temperature``; optionally adversarial distillation), all for ``--epochs`` epochs
    with the same seed, optimiser and early stopping on validation accuracy;
 3. the student with the best *validation* accuracy pruned by the L1-norm search at
    ``--max-drop`` (default 0: no validation accuracy lost).
@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--train-size", type=int, default=20000, help="training points used (of 54000)")
     p.add_argument("--teacher-epochs", type=int, default=5)
     p.add_argument("--epochs", type=int, default=5, help="epochs for every student")
-    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--temperature", type=float, nargs="+", default=[2.0, 4.0], help="one run per temperature")
     p.add_argument("--adversarial", action="store_true", help="also run adversarial distillation (8x slower)")
     p.add_argument("--eps", type=float, default=0.05, help="eps of adversarial distillation (input units)")
     p.add_argument("--max-drop", type=float, default=0.0, help="validation accuracy drop allowed by pruning")
@@ -99,7 +99,7 @@ def main() -> None:
     runs.append({"spec": args.student, "training": "hard labels (control)", **scores(student, dataset, fit.seconds)})
     models[runs[-1]["training"]] = student
 
-    methods = [DistillMethod("logits"), DistillMethod("temperature", temperature=args.temperature)]
+    methods = [DistillMethod("logits"), *(DistillMethod("temperature", temperature=t) for t in args.temperature)]
     if args.adversarial:
         methods.append(DistillMethod("adversarial", eps=args.eps))
     with tempfile.TemporaryDirectory() as cache_dir:

@@ -28,10 +28,11 @@ def test_loss_matches_the_formula() -> None:
     x = torch.rand(8, 1, 3, 3)
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     result = robust_loss(model, x, y, 0.05)
-    bounds = lower_bounds(model, InputSet(x, torch.full((8,), 0.05), domain=None), margin_spec(y, 3))
+    bounds = lower_bounds(model, InputSet(x, torch.full((8,), 0.05), domain=None), margin_spec(y, 3)).detach()
     expected = 0.0
     for i in range(8):
-        j_full = [0.0 if j == y[i] else float(bounds[i, j - (j > y[i])]) for j in range(3)]
+        label = int(y[i])
+        j_full = [0.0 if j == label else float(bounds[i, j - int(j > label)]) for j in range(3)]
         expected += math.log(sum(math.exp(-v) for v in j_full)) / 8  # CE(-J, y) = log sum exp(-J_j) (J_y = 0)
     assert float(result.loss) == pytest.approx(expected, rel=1e-5)
     assert result.robust_error == pytest.approx(float((bounds <= 0).any(1).float().mean()))

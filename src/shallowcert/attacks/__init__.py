@@ -16,9 +16,11 @@ from shallowcert.attacks.l2pgd import L2PGD
 from shallowcert.attacks.linf import LinfAttack
 from shallowcert.attacks.mim import MIM
 from shallowcert.attacks.pgd import PGD
+from shallowcert.attacks.plot import plot_robust_accuracy
+from shallowcert.attacks.registry import ATTACKS, make_attack
 from shallowcert.attacks.sweep import SweepResult, parse_eps_grid, robust_accuracy
 
 __all__ = [
-    "BIM", "FGSM", "L2PGD", "MIM", "PGD", "AttackResult", "IterativeAttack", "LinfAttack",
-    "SweepResult", "evaluation_mode", "parse_eps_grid", "robust_accuracy",
+    "ATTACKS", "BIM", "FGSM", "L2PGD", "MIM", "PGD", "AttackResult", "IterativeAttack", "LinfAttack",
+    "SweepResult", "evaluation_mode", "make_attack", "parse_eps_grid", "plot_robust_accuracy", "robust_accuracy",
 ]

@@ -13,7 +13,7 @@ import torch
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, ReLUStep
+from shallowcert.bounds.network import Network, ReLUStep, Step
 from shallowcert.bounds.patches import patch_back_substitute
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
 
@@ -31,7 +31,7 @@ def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) 
     return bounds
 
 
-def _is_spatial(steps: list) -> bool:
+def _is_spatial(steps: list[Step]) -> bool:
     return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
                for s in steps)
 
@@ -65,13 +65,14 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     return bounds, relaxations
 
 
-def _mixing_maps(steps: list) -> int:
+def _mixing_maps(steps: list[Step]) -> int:
     """How many maps mix coordinates; interval bounds through at most one (plus elementwise
     maps and reshapes) are already exact."""
     return sum(isinstance(s, AffineMap) and not isinstance(s, (ScaleMap, ReshapeMap)) for s in steps)
 
 
-def _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric):
+def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+                  rad: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
     neurons = candidates.nonzero()
     shape = tuple(candidates.shape[1:])
     if symmetric:
@@ -81,7 +82,8 @@ def _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric):
     return lower[0], -lower[1]
 
 
-def _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric):
+def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+                  rad: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point."""
     flat = candidates.flatten(1)
     counts = flat.sum(1)

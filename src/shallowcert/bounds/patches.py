@@ -72,27 +72,25 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
     ``upper`` is only valid for symmetric relaxations (the dual one).
     """
     chosen = _Neurons(neurons, target_shape[1:])
-    count = neurons.shape[0]
-    one_hot = F.one_hot(chosen.channel, target_shape[0]).to(mid.dtype).reshape(count, -1, 1, 1)
-    lam = torch.cat([sign * one_hot for sign in signs])
-    repeat = len(signs)
+    repeat, channels = len(signs), target_shape[0]
     chosen_all = _Neurons(neurons.repeat(repeat, 1), target_shape[1:])
     geometry = _Geometry((1, 1), (1, 1), (0, 0))
-    lower = lam.new_zeros(lam.shape[0])
-    upper = lam.new_zeros(lam.shape[0])
+    lower = mid.new_zeros(repeat * neurons.shape[0])
+    upper = mid.new_zeros(repeat * neurons.shape[0])
+    table = torch.eye(channels, dtype=mid.dtype, device=mid.device).reshape(channels, channels, 1, 1)
     last = len(steps) - 1
-    if isinstance(steps[last], AffineMap):  # A^T of a one-hot window is a row of a shared table
-        step = steps[last]
-        if step.bias is not None:
-            term = torch.cat([sign * step.bias[chosen.channel, chosen.row, chosen.col] for sign in signs])
+    first = steps[last]
+    if isinstance(first, AffineMap):  # A^T of the one-hot windows: one row per channel, shared
+        if first.bias is not None:
+            term = torch.cat([sign * first.bias[chosen.channel, chosen.row, chosen.col] for sign in signs])
             lower, upper = lower + term, upper + term
-        table = step.transpose_patch(torch.eye(target_shape[0], dtype=mid.dtype, device=mid.device)
-                                     .reshape(target_shape[0], target_shape[0], 1, 1))
-        lam = torch.cat([sign * table[chosen.channel] for sign in signs])
-        geometry = geometry.back_through(*step.window)
-        inside = torch.ones((1, 1, *step.in_shape[1:]), dtype=lam.dtype, device=lam.device)
-        lam = lam * chosen_all.windows(inside, geometry, shared=True)
+        table = first.transpose_patch(table)
+        geometry = geometry.back_through(*first.window)
         last -= 1
+    lam = torch.cat([sign * table[chosen.channel] for sign in signs])
+    if isinstance(first, AffineMap):
+        inside = torch.ones((1, 1, *first.in_shape[1:]), dtype=lam.dtype, device=lam.device)
+        lam = lam * chosen_all.windows(inside, geometry, shared=True)
     for index in range(last, -1, -1):
         step = steps[index]
         if isinstance(step, AffineMap):
@@ -117,4 +115,4 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
                 lam = positive * chosen_all.windows(relaxation.lower_slope.squeeze(1), geometry) + negative * upper_slope
     centre = (lam * chosen_all.windows(mid, geometry)).sum((1, 2, 3))
     spread = (lam.abs() * chosen_all.windows(rad, geometry)).sum((1, 2, 3))
-    return (centre - spread + lower).reshape(repeat, count), (centre + spread + upper).reshape(repeat, count)
+    return (centre - spread + lower).reshape(repeat, -1), (centre + spread + upper).reshape(repeat, -1)

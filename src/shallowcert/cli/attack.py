@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import io
 import time
 from pathlib import Path
 from typing import Any
 
 from shallowcert import atomic
-from shallowcert.attacks import (BIM, FGSM, L2PGD, MIM, PGD, IterativeAttack, SweepResult, parse_eps_grid,
-                                 robust_accuracy)
+from shallowcert.attacks import (ATTACKS, IterativeAttack, SweepResult, make_attack, parse_eps_grid,
+                                 plot_robust_accuracy, robust_accuracy)
 from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
                                     non_negative_float, positive_float, positive_int, print_json)
-from shallowcert.errors import UserError
-from shallowcert.figures import new_figure, save_figure
 from shallowcert.models import load_model
 
-ATTACKS: dict[str, type[IterativeAttack]] = {"fgsm": FGSM, "pgd": PGD, "bim": BIM, "mim": MIM, "l2pgd": L2PGD}
 # Attack options settable from the command line (flag name = option name with dashes).
 OPTIONS = ("steps", "step_size", "relative_step", "random_start", "restarts", "decay")
-NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,18 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def attack_from_args(args: argparse.Namespace) -> IterativeAttack:
     """Build the chosen attack from the options given; an option it does not take is an error."""
-    cls = ATTACKS[args.attack]
-    accepted = inspect.signature(cls).parameters
     given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
-    refused = [name for name in given if name not in accepted]
-    if refused:
-        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
-        raise UserError(f"{args.attack} does not take {flags}")
-    if "step_size" in given and "relative_step" in given:
-        raise UserError("give --step-size or --relative-step, not both")
-    if "seed" in accepted:
-        given["seed"] = args.seed
-    return cls(**given)
+    return make_attack(args.attack, seed=args.seed, **given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     atomic.write_json(out / "attack.json", report)
     atomic.write_text(out / "attack.csv", curves_csv(records, grid))
-    plot_curves(records, grid, norm=attack.norm, title=report["attack"], path=out / "attack.png")
+    plot_robust_accuracy({r["model"]: r["robust_accuracy"] for r in records}, grid, norm=attack.norm,
+                         title=report["attack"], path=out / "attack.png")
     print_json({"out": str(out), "attack": report["attack"], "n": report["n"],
                 "models": [{"model": r["model"], "clean_accuracy": round(r["clean_accuracy"], 4),
                             f"robust_accuracy_at_{grid[-1]:g}": round(r["robust_accuracy"][-1], 4)}
@@ -111,17 +97,3 @@ def curves_csv(records: list[dict[str, Any]], grid: list[float]) -> str:
     for record in records:
         writer.writerows([record["model"], eps, value] for eps, value in zip(grid, record["robust_accuracy"]))
     return buffer.getvalue()
-
-
-def plot_curves(records: list[dict[str, Any]], grid: list[float], *, norm: str, title: str, path: Path) -> None:
-    """Robust accuracy against eps, one line per model."""
-    fig, ax = new_figure()
-    for record in records:
-        ax.plot(grid, record["robust_accuracy"], marker="o", markersize=3, label=record["model"])
-    ax.set_xlabel(f"eps ({NORM_NAMES[norm]} radius, input units)")
-    ax.set_ylabel("robust accuracy")
-    ax.set_ylim(0.0, 1.0)
-    ax.set_title(title, fontsize=7)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save_figure(fig, path)

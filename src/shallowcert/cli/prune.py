@@ -16,7 +16,7 @@ from shallowcert import atomic
 from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
                                     model_from_args, non_negative_float, print_json)
 from shallowcert.models import describe, save_model
-from shallowcert.prune import make_plan, plot_filter_norms, pruning_report, remove_filters, search_pruning
+from shallowcert.prune import RULES, make_plan, plot_filter_norms, pruning_report, remove_filters, search_pruning
 
 REPORT = "prune.json"
 
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(p)
     add_dataset_arguments(p)
     rule = p.add_mutually_exclusive_group()
-    rule.add_argument("--max-drop", type=non_negative_float, default=None,
+    rule.add_argument("--max-drop", type=non_negative_float, default=0.0,
                       help="search the largest pruning within this validation accuracy drop (default 0.0)")
     rule.add_argument("--count", type=layer_values, default=None, help="filters to remove per conv layer")
     rule.add_argument("--ratio", type=layer_values, default=None, help="fraction of filters to remove, in [0, 1)")
@@ -55,11 +55,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     check_compatible(loaded, dataset)
     model, shape = loaded.model, dataset.input_shape
-    rule = next((r for r in ("count", "ratio", "threshold") if getattr(args, r) is not None), None)
+    rule = next((r for r in RULES if getattr(args, r) is not None), None)
     if rule is None:
-        max_drop = args.max_drop if args.max_drop is not None else 0.0
-        plan = search_pruning(model, dataset.val, input_shape=shape, max_drop=max_drop).plan
-        selection = {"rule": "search", "max_drop": max_drop}
+        plan = search_pruning(model, dataset.val, input_shape=shape, max_drop=args.max_drop).plan
+        selection = {"rule": "search", "max_drop": args.max_drop}
     else:
         plan = make_plan(model, rule, getattr(args, rule))
         selection = {"rule": rule, "values": getattr(args, rule)}

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from shallowcert.distill import DistillMethod, distill_student
-from shallowcert.robust import train_robust
 from shallowcert.study.context import StageContext
-from shallowcert.study.robustness import robustness_row
+from shallowcert.study.robustness import robustness_row, train_robust
 from shallowcert.study.stage import Stage
 from shallowcert.training import build_seeded, train_classifier
 
@@ -23,7 +22,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     teacher_spec, student_spec = section["teacher_spec"], section["student_spec"]
     normal, _ = train_classifier(teacher_spec, ctx.dataset, ctx.fit_config(section["teacher_training"]))
     robust = build_seeded(teacher_spec, ctx.dataset, ctx.seed)
-    train_robust(robust, ctx.dataset, eps=section["eps"], method=section["train_method"],
+    train_robust(ctx, robust, eps=section["eps"], method=section["train_method"],
                  warmup_epochs=section["warmup_epochs"], config=ctx.fit_config(section["robust_training"]))
     models = {"teacher-normal": (teacher_spec, normal), "teacher-robust": (teacher_spec, robust)}
     for kind, teacher in (("normal", normal), ("robust", robust)):

@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from shallowcert.distill import DistillMethod, distill_student
-from shallowcert.robust import train_robust
 from shallowcert.study.context import StageContext
-from shallowcert.study.robustness import robustness_row
+from shallowcert.study.robustness import robustness_row, train_robust
 from shallowcert.study.stage import Stage
 from shallowcert.training import build_seeded
 
@@ -30,11 +29,11 @@ def run(ctx: StageContext) -> dict[str, Any]:
         teacher, spec, ctx.dataset, method=DistillMethod("temperature", temperature=section["temperature"]),
         config=config, cache_dir=ctx.cache_dir)
     retrained = ctx.load("certification", "student-robust").model
-    train_robust(retrained, ctx.dataset, eps=eps, method=cert["train_method"], warmup_epochs=1,
+    train_robust(ctx, retrained, eps=eps, method=cert["train_method"], warmup_epochs=1,
                  config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
     variants["distilled + robust retraining"] = retrained
     scratch = build_seeded(spec, ctx.dataset, ctx.seed)
-    train_robust(scratch, ctx.dataset, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
+    train_robust(ctx, scratch, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
                  config=config)
     variants["robust training from scratch"] = scratch
     variants["adversarial distillation"], _ = distill_student(
