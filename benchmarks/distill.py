@@ -108,7 +108,8 @@ def main() -> None:
             student, fit = distill_student(teacher, args.student, dataset, method=method, config=config,
                                            cache_dir=cache_dir)
             options = {k: v for k, v in method.settings().items() if k != "method"}
-            label = f"distilled: {method.name}" + "".join(f", {k}={v:g}" for k, v in options.items())
+            label = f"distilled: {method.name}" + (f" ({', '.join(f'{k}={v:g}' for k, v in options.items())})"
+                                                   if options else "")
             runs.append({"spec": args.student, "training": label, **scores(student, dataset, fit.seconds),
                          "wall_seconds_with_teacher_logits": round(time.perf_counter() - start, 1)})
             models[label] = student

@@ -1,0 +1,130 @@
+"""The whole study chain on a small slice of real Fashion-MNIST: report, kill + resume.
+
+One uninterrupted run is compared with a run killed (SIGKILL) right after its first
+stage and resumed: the results must be identical and the finished stage not redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shallowcert.report import STAGE_NAMES
+
+TINY = """
+name: tiny
+data: {train_limit: 400, val_size: 200, transfer_limit: 800}
+teacher: {spec: "teacher-svhn:4-4-8-16", training: {epochs: 2, batch_size: 64}}
+students: {snn: [8], scnn1: [2], scnn2: ["2-2"], training: {epochs: 1, batch_size: 64}}
+temperature: {scnn2: ["2-2"], temperatures: [1.0, 4.0]}
+attacks: {eps: [0.0, 0.05, 0.1], steps: 3, points: 30}
+certification:
+  teacher_spec: "cert-teacher:4-4-8-8-16"
+  student_spec: "snn:16"
+  eps: 0.02
+  train_method: ibp
+  method: crown
+  warmup_epochs: 1
+  points: 12
+  radius_rtol: 0.1
+  pgd_eps: [0.0, 0.02]
+  teacher_training: {epochs: 1, batch_size: 64}
+  robust_training: {epochs: 1, batch_size: 64}
+  student_training: {epochs: 1, batch_size: 64}
+improvement: {retrain_epochs: 1, adversarial_steps: 2, adversarial_eps: 0.02, training: {epochs: 1, batch_size: 64}}
+"""
+
+VOLATILE = {"seconds", "train_seconds"}
+
+
+def study(config: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "shallowcert", "study", str(config), "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(process: subprocess.Popen) -> None:
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+
+
+def stable(obj):
+    """Results without wall-clock fields."""
+    if isinstance(obj, dict):
+        return {k: stable(v) for k, v in obj.items() if k not in VOLATILE and k != "radius_search"}
+    if isinstance(obj, list):
+        return [stable(v) for v in obj]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    config = root / "tiny.yaml"
+    config.write_text(TINY)
+    finish(study(config, root / "straight"))
+    # Kill the second run as soon as its first stage is complete, then resume it.
+    victim = study(config, root / "killed")
+    manifest = root / "killed" / "teacher" / "manifest.json"
+    deadline = time.time() + 300
+    while not manifest.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    assert manifest.exists(), "the first stage never finished"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    before = manifest.stat().st_mtime_ns
+    finish(study(config, root / "killed", "--resume"))
+    return root, before
+
+
+def test_report_has_every_section(runs) -> None:
+    root, _ = runs
+    html = (root / "straight" / "report.html").read_text()
+    markdown = (root / "straight" / "report.md").read_text()
+    for heading in ("Claims of the study", "1. Teacher", "2. Logits distillation", "3. Temperature sweep",
+                    "4. Pruning", "5. Attacks", "6. Certification", "7. Improving the robust student", "Run facts"):
+        assert heading in markdown and heading in html
+    assert "has not been run" not in markdown
+    for label in ("Table 8.1", "Table 8.2", "Table 8.7", "Figure 8.11", "Table 8.9", "Table 8.19", "Table 8.20",
+                  "Table 8.22"):
+        assert label in markdown
+    assert html.count("data:image/png;base64,") >= 8  # figures are embedded: self-contained
+    claims = json.loads((root / "straight" / "report.json").read_text())["claims"]
+    assert len(claims) == 6 and all(c["holds"] in (True, False, None) for c in claims)
+    assert all(c["holds"] is not None or "no filter" in c["evidence"] for c in claims)
+
+
+def test_certified_points_resist_the_attack(runs) -> None:
+    """Soundness end to end: a point certified at eps is never broken by PGD at eps."""
+    root, _ = runs
+    cert = json.loads((root / "straight" / "certification" / "results.json").read_text())
+    for model in cert["models"]:
+        pgd = dict(zip(model["pgd"]["eps"], model["pgd"]["robust_accuracy"]))
+        assert model["certified_accuracy"] <= pgd[cert["eps"]] + 1e-12, model["name"]
+
+
+def test_resume_after_kill_matches_straight_run(runs) -> None:
+    root, teacher_mtime = runs
+    for stage in STAGE_NAMES:
+        straight = json.loads((root / "straight" / stage / "results.json").read_text())
+        resumed = json.loads((root / "killed" / stage / "results.json").read_text())
+        assert stable(straight) == stable(resumed), stage
+    facts = json.loads((root / "killed" / "run.json").read_text())
+    assert facts["stages"]["teacher"]["reused"] is True
+    assert all(not s["reused"] for name, s in facts["stages"].items() if name != "teacher")
+    assert (root / "killed" / "teacher" / "manifest.json").stat().st_mtime_ns == teacher_mtime
+
+
+def test_report_command_regenerates(runs, tmp_path) -> None:
+    root, _ = runs
+    (root / "straight" / "report.md").unlink()
+    result = subprocess.run([sys.executable, "-m", "shallowcert", "report", str(root / "straight")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and (root / "straight" / "report.md").is_file()
