@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import platform
 import time
@@ -131,8 +130,10 @@ def main() -> None:
     per_epoch = len(dataset.train) / (len(batches) * args.batch_size)
 
     result = {
-        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()},
-        "model": {"spec": "wong-small", "test_accuracy": accuracy(model, dataset.test.head(args.points))},
+        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "python": platform.python_version()},
+        "model": {"spec": "wong-small", "dir": args.model or "trained here", "train_epochs": args.train_epochs
+                  if not args.model else None, "test_accuracy_on_points": accuracy(model, test)},
         "tolerance": {"rtol": settings.rtol, "atol": settings.atol},
         "radius_ours": {**ours.summary(), "seconds_per_point": ours.seconds / args.points,
                         "extrapolated_10000_seconds": ours.seconds / args.points * 10000,

@@ -37,7 +37,8 @@ def test_every_radius_recertifies_and_is_nearly_maximal(method: str, domain) -> 
     assert result.dtype == "float64" and radius.dtype == torch.float64
     assert bool((radius >= 0).all()) and bool((radius > 0).any())
     held = radius > 0
-    assert bool(certified_at(net, points[held], result.predicted[held], radius[held], method=method, domain=domain).all())
+    assert bool(certified_at(net, points[held], result.predicted[held], radius[held], method=method,
+                             domain=domain).all())
     assert bool(certified_at(net, points[held], result.predicted[held], radius[held] / 2, method=method,
                              domain=domain).all())
     # nearly maximal: one tolerance above, the (monotone) bound fails again
@@ -76,8 +77,7 @@ def test_bracket_search_brackets_a_known_zero() -> None:
     def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
         value = a[index] - b[index] * eps - c[index] * eps ** 2
         slope = -b[index] - 2 * c[index] * eps
-        tangent = eps - value / slope
-        return Probe(value > 0, value, slope, tangent)
+        return Probe(value > 0, value, eps - value / slope)  # the tangent's zero
 
     settings = SearchSettings(rtol=1e-3, atol=1e-9)
     outcome = bracket_search(probe, 4, dtype=torch.float64, settings=settings)

@@ -34,7 +34,7 @@ def test_loss_matches_the_formula() -> None:
         label = int(y[i])
         j_full = [0.0 if j == label else float(bounds[i, j - int(j > label)]) for j in range(3)]
         expected += math.log(sum(math.exp(-v) for v in j_full)) / 8  # CE(-J, y) = log sum exp(-J_j) (J_y = 0)
-    assert float(result.loss) == pytest.approx(expected, rel=1e-5)
+    assert float(result.loss.detach()) == pytest.approx(expected, rel=1e-5)
     assert result.robust_error == pytest.approx(float((bounds <= 0).any(1).float().mean()))
 
 
@@ -46,11 +46,11 @@ def test_loss_is_differentiable_and_training_lowers_it() -> None:
     torch.manual_seed(1)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
     x = split.floats()
-    before = float(robust_loss(model, x, labels, 0.02).loss)
+    before = float(robust_loss(model, x, labels, 0.02).loss.detach())
     schedule = EpsilonSchedule(0.02, warmup_epochs=3, start=0.001)
     result = robust_fit(model, split, schedule=schedule, config=FitConfig(epochs=8, lr=0.02, batch_size=32),
-                        validate=lambda m: -float(robust_loss(m, x, labels, 0.02).loss))
-    assert float(robust_loss(model, x, labels, 0.02).loss) < before
+                        validate=lambda m: -float(robust_loss(m, x, labels, 0.02).loss.detach()))
+    assert float(robust_loss(model, x, labels, 0.02).loss.detach()) < before
     assert result.best_epoch >= 1 and len(result.history) >= 1
 
 
@@ -62,3 +62,16 @@ def test_schedule_is_linear_then_constant() -> None:
         EpsilonSchedule(0.1, start=0.2)
     with pytest.raises(UserError):
         EpsilonSchedule(float("nan"))
+
+
+def test_dual_loss_matches_convex_adversarial() -> None:
+    convex_adversarial = pytest.importorskip("convex_adversarial")
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 4, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 3)).eval()  # wong-small's conv
+    x = torch.rand(6, 1, 8, 8)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    ours = robust_loss(model, x, y, 0.02)
+    loss, error = convex_adversarial.robust_loss(model, 0.02, x, y)
+    assert float(ours.loss.detach()) == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert ours.robust_error == pytest.approx(error)

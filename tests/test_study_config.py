@@ -81,3 +81,14 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "none.yaml")
     with pytest.raises(UserError, match="unknown preset"):
         load_config(preset="huge")
+
+
+def test_missing_dataset_files_are_reported_before_any_work(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "shallowcert", "study", "--preset", "thesis-svhn",
+                             "--data-dir", str(tmp_path / "no-svhn"), "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "train_32x32.mat" in result.stderr and "were not found" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -27,7 +27,7 @@ from shallowcert.bounds import InputSet, linear_lower_bound, margin_spec
 from shallowcert.certify.newton import newton_search
 from shallowcert.certify.precision import dtype_name, model_in_dtype
 from shallowcert.certify.search import Probe, SearchSettings, bracket_search
-from shallowcert.certify.shortcut import affine_slope, affine_zero
+from shallowcert.certify.shortcut import affine_zero
 from shallowcert.certify.verdict import Domain, check_method, margin_lower_bounds
 from shallowcert.errors import UserError
 
@@ -64,8 +64,9 @@ class RadiusResult:
         return stats
 
 
-def _chunks(index: torch.Tensor, size: int) -> list[torch.Tensor]:
-    return list(torch.split(index, size))
+def _pieces(index: torch.Tensor, size: int) -> list[tuple[torch.Tensor, slice]]:
+    """``index`` in pieces of at most ``size``: (point indices, their positions in ``index``)."""
+    return [(index[i:i + size], slice(i, i + size)) for i in range(0, len(index), size)]
 
 
 def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor | None = None,
@@ -87,6 +88,7 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     positive_int("batch_size", batch_size)
     if len(x) == 0:
         raise UserError("no points to certify")
+    # labels are optional; without them any valid label vector lets the shared check validate x
     inputs_and_labels(x, labels if labels is not None else torch.zeros(len(x), dtype=torch.long))
     start = time.perf_counter()
     net = model_in_dtype(model, dtype)
@@ -99,27 +101,23 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
 
     def margins(index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         bounds = [margin_lower_bounds(net, points[part], predicted[part], eps[pos], method=method, domain=domain,
-                                      classes=classes).min(dim=1).values
-                  for part, pos in zip(_chunks(index, batch_size), _chunks(torch.arange(len(index)), batch_size))]
+                                      classes=classes).min(dim=1).values for part, pos in _pieces(index, batch_size)]
         return torch.cat(bounds)
 
     def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
-        values, slopes, zeros = [], [], []
+        values, zeros = [], []
         with torch.no_grad():
-            for part, pos in zip(_chunks(index, batch_size), _chunks(torch.arange(len(index)), batch_size)):
+            for part, pos in _pieces(index, batch_size):
                 input_set = InputSet(points[part], eps[pos], domain=domain)
                 lam, offset = linear_lower_bound(net, input_set, margin_spec(predicted[part], classes).to(dtype),
                                                  method=method)
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
-                bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)
-                value, row = bounds.min(dim=1)
-                values.append(value)
-                slopes.append(affine_slope(lam, points[part], eps[pos], domain).gather(1, row[:, None]).squeeze(1))
+                bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)  # = lower_bounds(...)
+                values.append(bounds.min(dim=1).values)
                 zeros.append(affine_zero(offset, lam, points[part], domain))
         value = torch.cat(values)
-        if method == "ibp":  # interval arithmetic has a constant form (lam = 0): no slope, no zero
-            return Probe(value > 0, value, None, None)
-        return Probe(value > 0, value, torch.cat(slopes), torch.cat(zeros))
+        # interval arithmetic has a constant form (lam = 0): no zero to extrapolate from
+        return Probe(value > 0, value, None if method == "ibp" else torch.cat(zeros))
 
     if search == "bisect":
         outcome = bracket_search(probe, len(points), dtype=dtype, settings=settings)

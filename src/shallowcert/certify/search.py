@@ -7,24 +7,22 @@ smallest radius at which it was run and failed (``inf`` until one fails). The re
 
 All unfinished points are evaluated together, one radius per point. With ``g(e)`` the
 smallest margin lower bound at radius ``e`` (typically concave and decreasing), each
-evaluation also returns the affine form of the bound with the intermediate bounds of
-radius ``e`` fixed (:mod:`shallowcert.certify.shortcut`): its slope ``g'`` and its zero.
-The next radius of a point is:
+evaluation also returns the zero of the affine form of the bound with the intermediate
+bounds of radius ``e`` fixed (:mod:`shallowcert.certify.shortcut`). The next radius is:
 
-* **growing** (``hi = inf``): from radius 0, ``first_step`` times the zero of the affine
-  form (its tangent's zero overshoots: ``g`` bends down, and on a Fashion-MNIST network
-  the radius was a median 0.53 of it); later, the zero of the quadratic through
-  ``(lo, g(lo))`` with slope ``g'(lo)`` and through the previous success, capped by the
-  tangent's zero; ``growth * e`` where neither exists (``start`` after 0);
-* **bracketed**: the zero of the quadratic through ``(lo, g(lo))`` with slope ``g'(lo)``
-  and through ``(hi, g(hi))``; after a failure at ``hi`` at least the *shortcut* radius
-  ``s * (1 - rtol / 4)``, where ``s`` is the zero of ``hi``'s affine form: the relaxation
-  computed for the larger ball is valid for every smaller one, so that form proves every
-  ``e < s`` and a fresh evaluation there (tighter intermediate bounds) almost always holds.
+* **growing** (``hi = inf``): from radius 0, ``first_step`` times the affine form's zero
+  (the tangent's zero overshoots since ``g`` bends down: on a Fashion-MNIST network the
+  radius was a median 0.53 of it); later, the secant through the last two successes,
+  capped by the affine form's zero; ``growth * e`` where neither exists;
+* **bracketed**: the Illinois variant of regula falsi on ``(lo, g(lo))``, ``(hi, g(hi))``
+  (the chord's zero; when the same end moved twice in a row, the other end's ``g`` is
+  halved, so that the bracket closes from both sides); after a failure at ``hi`` at least
+  the *shortcut* radius ``s * (1 - rtol / 4)``, where ``s`` is the zero of ``hi``'s affine
+  form: the relaxation computed for the larger ball is valid for every smaller one, so
+  that form proves every ``e < s`` and a fresh evaluation there almost always holds.
   The radius is kept at least ``min((atol + rtol * hi) / 2, width / 4)`` inside the
-  bracket, so that a bracket with an end at the zero closes on the next evaluation, and after two
-  evaluations in a row that did not halve the bracket the search bisects: the bracket at
-  least halves every three evaluations.
+  bracket, and after two evaluations in a row that did not halve the bracket the search
+  bisects: the bracket at least halves every three evaluations.
 
 Why the shortcut radius is re-evaluated rather than reported: it *is* certified (by the
 form computed for the larger ball), but a fresh evaluation at a smaller radius is not
@@ -53,15 +51,13 @@ class Probe:
     """One evaluation of the certificate for a group of ``m`` points at radii ``eps``.
 
     ``held``: bool ``(m,)``, all margin lower bounds > 0; ``value``: ``(m,)`` the smallest
-    margin lower bound ``g(e)``; ``slope``: ``(m,)`` its affine form's derivative in ``e``;
-    ``zero``: ``(m,)`` the radius below which the affine forms of all rows stay positive
-    (``inf`` if they never reach 0). ``slope`` and ``zero`` are ``None`` for bound methods
+    margin lower bound ``g(e)``; ``zero``: ``(m,)`` the radius below which the affine forms
+    of all rows stay positive (``inf`` if they never reach 0), ``None`` for bound methods
     without an affine form (interval arithmetic).
     """
 
     held: torch.Tensor
     value: torch.Tensor
-    slope: torch.Tensor | None
     zero: torch.Tensor | None
 
 
@@ -105,10 +101,10 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
     lo = torch.full((n,), -1.0, dtype=dtype)              # -1: nothing held yet
     hi = torch.full((n,), math.inf, dtype=dtype)
     g_lo = torch.zeros(n, dtype=dtype)
-    slope_lo = torch.full((n,), math.nan, dtype=dtype)
     g_hi = torch.zeros(n, dtype=dtype)
     prev = torch.full((n,), math.nan, dtype=dtype)        # the success before lo, and its g
     g_prev = torch.full((n,), math.nan, dtype=dtype)
+    last_held = torch.zeros(n, dtype=torch.bool)
     eps = torch.zeros(n, dtype=dtype)                       # the first evaluation is at radius 0
     stalls = torch.zeros(n, dtype=torch.long)
     evaluations = torch.zeros(n, dtype=torch.long)
@@ -120,61 +116,51 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
         result = probe(index, e)
         rounds += 1
         evaluations[index] += 1
-        held = result.held
-        value = result.value.to(dtype)
-        slope = result.slope.to(dtype) if result.slope is not None else torch.full_like(e, math.nan)
+        held, value = result.held, result.value.to(dtype)
+        bracketed = torch.isfinite(hi[index])
         width_before = hi[index] - lo[index]
         had_lo = held & (lo[index] >= 0)
         prev[index] = torch.where(had_lo, lo[index], prev[index])
         g_prev[index] = torch.where(had_lo, g_lo[index], g_prev[index])
+        # Illinois: the same end moving twice in a row halves the other end's value
+        repeat = bracketed & (held == last_held[index])
+        g_hi[index] = torch.where(repeat & held, g_hi[index] / 2, g_hi[index])
+        g_lo[index] = torch.where(repeat & ~held, g_lo[index] / 2, g_lo[index])
         lo[index] = torch.where(held, e, lo[index])
         hi[index] = torch.where(held, hi[index], e)
         g_lo[index] = torch.where(held, value, g_lo[index])
-        slope_lo[index] = torch.where(held, slope, slope_lo[index])
         g_hi[index] = torch.where(held, g_hi[index], value)
+        last_held[index] = held
         width = hi[index] - lo[index]
-        halved = (width <= 0.5 * width_before) | torch.isinf(width_before)
+        halved = (width <= 0.5 * width_before) | ~bracketed
         stalls[index] = torch.where(halved, 0, stalls[index] + 1)
         tol = settings.atol + settings.rtol * lo[index]
         finished = ((~held) & (lo[index] < 0)) | (held & (e >= settings.max_radius)) | (width <= tol)
-        shortcut = None if result.zero is None else torch.where(held, math.nan, result.zero.to(dtype))
-        eps[index] = _next_radius(e, result.zero, shortcut, lo[index], hi[index], g_lo[index], slope_lo[index],
-                                  g_hi[index], prev[index], g_prev[index], stalls[index], settings)
+        zero = None if result.zero is None else result.zero.to(dtype)
+        eps[index] = _next_radius(e, held, zero, lo[index], hi[index], g_lo[index], g_hi[index], prev[index],
+                                  g_prev[index], stalls[index], settings)
         active[index] = ~finished
     return SearchOutcome(radius=lo.clamp(min=0), held_somewhere=lo >= 0, evaluations=evaluations, rounds=rounds)
 
 
-def _quadratic_zero(lo: torch.Tensor, g_lo: torch.Tensor, slope_lo: torch.Tensor, at: torch.Tensor,
-                    g_at: torch.Tensor) -> torch.Tensor:
-    """Zero right of ``lo`` of ``q(e) = g_lo + slope_lo t - c t^2`` (``t = e - lo``, ``g_lo > 0``)
-    with ``c`` fitted so that ``q(at) = g_at``; NaN where the fit is not concave or the slope
-    is unknown."""
-    t = at - lo
-    curvature = (g_lo + slope_lo * t - g_at) / t ** 2
-    steep = -slope_lo
-    root = lo + 2 * g_lo / (steep + torch.sqrt((steep ** 2 + 4 * curvature * g_lo).clamp(min=0)))
-    return torch.where((curvature > 0) & (steep > 0) & torch.isfinite(root), root, torch.full_like(root, math.nan))
+def _chord_zero(a: torch.Tensor, g_a: torch.Tensor, b: torch.Tensor, g_b: torch.Tensor) -> torch.Tensor:
+    """Zero of the line through ``(a, g_a)`` and ``(b, g_b)`` (NaN where it is flat)."""
+    return a + (b - a) * g_a / (g_a - g_b)
 
 
-def _next_radius(e: torch.Tensor, zero: torch.Tensor | None, shortcut: torch.Tensor | None, lo: torch.Tensor,
-                 hi: torch.Tensor, g_lo: torch.Tensor, slope_lo: torch.Tensor, g_hi: torch.Tensor,
-                 prev: torch.Tensor, g_prev: torch.Tensor, stalls: torch.Tensor,
-                 settings: SearchSettings) -> torch.Tensor:
+def _next_radius(e: torch.Tensor, held: torch.Tensor, zero: torch.Tensor | None, lo: torch.Tensor,
+                 hi: torch.Tensor, g_lo: torch.Tensor, g_hi: torch.Tensor, prev: torch.Tensor,
+                 g_prev: torch.Tensor, stalls: torch.Tensor, settings: SearchSettings) -> torch.Tensor:
     """The next radius to evaluate for each point (see the module docstring)."""
+    affine = zero if zero is not None else torch.full_like(e, math.nan)
     # growing: no failure yet, so the last evaluation (at e = lo) held
-    tangent = zero.to(e.dtype) if zero is not None else torch.full_like(e, math.nan)
-    model = torch.minimum(_quadratic_zero(lo, g_lo, slope_lo, prev, g_prev), tangent)
-    guess = torch.where(e > 0, model, settings.first_step * tangent)
+    secant = torch.minimum(_chord_zero(prev, g_prev, lo, g_lo), affine)
+    guess = torch.where(e > 0, secant, settings.first_step * affine)
     growth = torch.where(e > 0, e * settings.growth, torch.full_like(e, settings.start))
     grow = torch.where(guess > e, guess, growth).clamp(max=settings.max_radius)
-    # bracketed: the quadratic model's zero (the chord's without a slope), at least the shortcut
-    lo_at = lo.clamp(min=0)
-    chord = lo_at + (hi - lo_at) * g_lo / (g_lo - g_hi)
-    guess = _quadratic_zero(lo_at, g_lo, slope_lo, hi, g_hi)
-    guess = torch.where(torch.isnan(guess), chord, guess)
-    if shortcut is not None:
-        guess = torch.where(torch.isnan(shortcut), guess,
-                            torch.maximum(guess, shortcut * (1 - settings.rtol / 4)))
+    # bracketed: Illinois' chord, at least the shortcut after a failure
+    guess = _chord_zero(lo, g_lo, hi, g_hi)
+    guess = torch.where(held | torch.isnan(affine), guess, torch.maximum(guess, affine * (1 - settings.rtol / 4)))
     width = hi - lo
     margin = torch.minimum((settings.atol + settings.rtol * hi) / 2, width / 4)
     bracketed = torch.minimum(torch.maximum(guess, lo + margin), hi - margin)

@@ -59,16 +59,3 @@ def affine_zero(offset: torch.Tensor, weight: torch.Tensor, center: torch.Tensor
     zero = torch.where(a > 0, zero, torch.zeros_like(a))
     return zero.min(dim=1).values
 
-
-def affine_slope(weight: torch.Tensor, center: torch.Tensor, eps: torch.Tensor,
-                 domain: tuple[float, float] | None) -> torch.Tensor:
-    """``dJ/de`` of every row at radius ``eps`` (N,): ``-sum_i |lam_i| [d_i > e]`` (``d_i = inf``
-    without a domain), shape (N, K). Used only to choose where to evaluate next."""
-    lam = weight.flatten(2)
-    if domain is None:
-        return -lam.abs().sum(-1)
-    lo, hi = domain
-    c = center.flatten(1).unsqueeze(1)
-    reach = torch.where(lam > 0, c - lo, hi - c)
-    moving = reach > eps.reshape(-1, 1, 1).to(lam.dtype)
-    return -(lam.abs() * moving).sum(-1)

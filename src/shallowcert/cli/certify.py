@@ -13,12 +13,26 @@ import torch
 
 from shallowcert import atomic
 from shallowcert.attacks.checks import non_negative_float
-from shallowcert.certify import (SEARCHES, adversarial_distance, certification_area, certified_radius,
-                                 certify_points, parse_dtype, plot_certification_area)
+from shallowcert.certify import (
+    SEARCHES,
+    adversarial_distance,
+    certification_area,
+    certified_radius,
+    certify_points,
+    parse_dtype,
+    plot_certification_area,
+)
 from shallowcert.certify.table import write_radii_csv
 from shallowcert.certify.verdict import check_method
-from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
-                                    model_from_args, positive_int, print_json)
+from shallowcert.cli.common import (
+    add_dataset_arguments,
+    add_model_argument,
+    check_compatible,
+    dataset_from_args,
+    model_from_args,
+    positive_int,
+    print_json,
+)
 from shallowcert.errors import UserError
 
 
@@ -81,8 +95,9 @@ def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ar
         start = time.perf_counter()
         distance = adversarial_distance(model, x, result.predicted, lower=result.radius.double())
         found = torch.isfinite(distance)
-        stats["attack"] = {"found": int(found.sum()), "mean_distance": float(distance[found].mean()) if bool(found.any())
-                           else None, "seconds": round(time.perf_counter() - start, 3)}
+        mean = float(distance[found].mean()) if bool(found.any()) else None
+        stats["attack"] = {"found": int(found.sum()), "mean_distance": mean,
+                           "seconds": round(time.perf_counter() - start, 3)}
     write_radii_csv(out / "radii.csv", result, y, attack_distance=distance)
     plot_certification_area(area, out / "certification_area.png",
                             title=f"{args.method} ({result.dtype}): mean radius {area.mean_radius:.4g}")

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from shallowcert import __version__, atomic
+from shallowcert.data import data_dir_for, dataset_info, files_found
 from shallowcert.errors import UserError
 from shallowcert.study.context import StageContext, study_dataset
 from shallowcert.study.stage import Stage
@@ -32,6 +33,16 @@ def all_stages() -> list[Stage]:
     from shallowcert.study.stages import attacks, certification, distillation, improvement, pruning, teacher, \
         temperature
     return [m.STAGE for m in (teacher, distillation, temperature, pruning, attacks, certification, improvement)]
+
+
+def check_data_present(config: dict[str, Any]) -> None:
+    """Fail before any work when the dataset's files are not where they are looked for."""
+    name, data_dir = config["data"]["dataset"], config["data"]["data_dir"]
+    if not files_found(name, data_dir):
+        info = dataset_info(name)
+        raise UserError(f"the study needs the {info.description} files ({', '.join(info.required)}) in "
+                        f"{data_dir_for(name, data_dir)}; they were not found (set data.data_dir in the config, "
+                        f"pass --data-dir, or set SHALLOWCERT_DATA)")
 
 
 def stage_fingerprints(config: dict[str, Any], stages: list[Stage]) -> dict[str, str]:
@@ -60,6 +71,7 @@ def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = Fal
     root = Path(run_dir)
     if root.exists() and any(root.iterdir()) and not resume:
         raise UserError(f"{root} is not empty: pass --resume to continue that run, or choose a new --out")
+    check_data_present(config)
     root.mkdir(parents=True, exist_ok=True)
     atomic.write_text(root / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     prints = stage_fingerprints(config, stages)

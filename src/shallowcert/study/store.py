@@ -1,6 +1,6 @@
 """The artifact store: one directory per stage under the run directory, each complete or absent.
 
-A stage builds its artifacts in ``RUN_DIR/.<stage>.partial/``; when it finishes, a
+A stage builds its artifacts in a hidden temporary directory; when it finishes, a
 ``manifest.json`` listing every file with its SHA-256, the stage's config fingerprint and
 its wall time is written, and the directory is renamed to ``RUN_DIR/<stage>/`` in one
 step. A stage is *valid* when its manifest exists, its fingerprint equals the one the
@@ -76,24 +76,13 @@ class ArtifactStore:
     @contextmanager
     def building(self, stage: str, stage_fingerprint: str) -> Iterator[Path]:
         """Yield an empty work directory; on success it becomes ``RUN_DIR/<stage>`` with a manifest."""
-        work = self.root / f".{stage}.partial"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
         start = time.perf_counter()
-        try:
+        with atomic.atomic_directory(self.stage_dir(stage)) as work:
             yield work
             files = {str(p.relative_to(work)): file_sha256(p) for p in sorted(work.rglob("*"))
                      if p.is_file() and not p.name.startswith(".")}
             atomic.write_json(work / MANIFEST, {"stage": stage, "fingerprint": stage_fingerprint,
                                                 "seconds": round(time.perf_counter() - start, 2), "files": files})
-            target = self.stage_dir(stage)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(work, target)
-        finally:
-            if work.exists():
-                shutil.rmtree(work)
 
     def invalidate(self, stage: str) -> None:
         target = self.stage_dir(stage)
