@@ -50,13 +50,14 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
             lam = step.transpose(lam)
         else:
             relaxation = relaxations[index]
-            positive, negative = lam.clamp(min=0), lam.clamp(max=0)
-            lower = lower + _dot(negative, relaxation.upper_intercept)
-            upper = upper + _dot(positive, relaxation.upper_intercept)
+            term = lam * relaxation.upper_intercept  # intercepts are >= 0: the sign of lam splits the terms
+            lower = lower + term.clamp(max=0).flatten(2).sum(-1)
+            upper = upper + term.clamp(min=0).flatten(2).sum(-1)
+            del term
             if relaxation.lower_slope is relaxation.upper_slope:
                 lam = lam * relaxation.upper_slope
             else:
-                lam = positive * relaxation.lower_slope + negative * relaxation.upper_slope
+                lam = torch.where(lam > 0, lam * relaxation.lower_slope, lam * relaxation.upper_slope)
     return LinearBound(lam, lower, upper)
 
 

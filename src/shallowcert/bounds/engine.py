@@ -12,11 +12,14 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from shallowcert.bounds.alpha import optimise_slopes
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
+from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.intermediate import interval_bounds, linear_bounds
 from shallowcert.bounds.network import Network, read_network
@@ -67,8 +70,27 @@ def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, u
     return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
 
 
+def _records_gradients(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None) -> bool:
+    tensors = [*model.parameters(), input_set.center, input_set.eps] + ([] if spec is None else [spec])
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
+             compute: Callable[[Network, torch.Tensor, torch.Tensor, torch.Tensor], Outputs],
+             budget: int | None) -> Outputs:
+    """``compute(network, spec, lower, upper)`` over chunks of points that fit ``budget`` bytes."""
+    network, spec, lower, upper = _prepare(model, input_set, spec, method)
+    autograd = _records_gradients(model, input_set, spec)
+    if method == "ibp":
+        size = lower.shape[0]
+    else:
+        size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if method == "dual" else 2,
+                                autograd=autograd or method == "alpha-crown", budget=budget)
+    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper), size, autograd=autograd)
+
+
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
-                 alpha_steps: int = 20, alpha_lr: float = 0.1) -> torch.Tensor:
+                 alpha_steps: int = 20, alpha_lr: float = 0.1, memory_budget: int | None = None) -> torch.Tensor:
     """Lower bounds ``(N, K)`` of ``spec[n] @ model(x)`` over every ``x`` in ``input_set``.
 
     ``spec`` is ``(N, K, classes)`` (``None``: the identity, i.e. bounds on each logit).
@@ -77,17 +99,22 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     as ``lam · mid - |lam| · rad`` with the box's centre and radius. The model's parameters
     are cast internally to ``input_set.center.dtype`` (no copy needed; use float64 for
     certification) and the result is differentiable w.r.t. them.
+
+    Points are processed in chunks that fit ``memory_budget`` bytes (``None``:
+    :data:`shallowcert.bounds.chunks.MEMORY_BUDGET`, 1 GiB); the bounds do not depend on it.
     """
-    network, spec, lower, upper = _prepare(model, input_set, spec, method)
-    if method == "ibp":
-        return _interval_bound(network, spec, lower, upper)
-    bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
-    return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+    def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
+        if method == "ibp":
+            return (_interval_bound(network, spec, lower, upper),)
+        bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
+        return (concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower,)
+
+    return _chunked(model, input_set, spec, method, compute, memory_budget)[0]
 
 
 def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
                        method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                       memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A linear lower bound ``(lam (N, K, d), offset (N, K))``: ``spec · f(x) >= offset + lam · x``.
 
     Holds for every ``x`` in ``input_set`` (flattened to ``d`` values), hence for every ``x``
@@ -99,12 +126,16 @@ def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     relaxation lines there; each back-substitution step replaces ``lam · z`` by a smaller
     or equal expression (bias terms exact, ReLU terms by the line on the side of
     ``sign(lam)``), ending in an affine function of ``x``. For ``ibp`` the function is
-    constant: ``lam = 0`` and ``offset`` is the interval bound.
+    constant: ``lam = 0`` and ``offset`` is the interval bound. ``memory_budget`` as in
+    :func:`lower_bounds`.
     """
-    network, spec, lower, upper = _prepare(model, input_set, spec, method)
-    points, rows = spec.shape[:2]
-    if method == "ibp":
-        offset = _interval_bound(network, spec, lower, upper)
-        return offset.new_zeros(points, rows, lower[0].numel()), offset
-    bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
-    return bound.coefficients.reshape(points, rows, -1), bound.offset_lower
+    def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
+        points, rows = spec.shape[:2]
+        if method == "ibp":
+            offset = _interval_bound(network, spec, lower, upper)
+            return offset.new_zeros(points, rows, lower[0].numel()), offset
+        bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
+        return bound.coefficients.reshape(points, rows, -1), bound.offset_lower
+
+    lam, offset = _chunked(model, input_set, spec, method, compute, memory_budget)
+    return lam, offset

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, ReLUStep, Step
+from shallowcert.bounds.network import Network, Step
 from shallowcert.bounds.patches import patch_back_substitute
+from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
@@ -29,11 +29,6 @@ def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) 
         bounds[position] = (lower, upper)
         start = position
     return bounds
-
-
-def _is_spatial(steps: list[Step]) -> bool:
-    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
-               for s in steps)
 
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
@@ -52,8 +47,8 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
         candidates = unstable_mask(lower, upper)
-        if bool(candidates.any()) and (start > 0 or _mixing_maps(steps) > 1):
-            if _is_spatial(steps) and lower.dim() == 4:
+        if bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1):
+            if layer_plan(steps, tuple(lower.shape[1:])).patches:
                 tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric)
             else:
                 tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric)
@@ -63,12 +58,6 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
         start, previous = position, (lower, upper)
     return bounds, relaxations
-
-
-def _mixing_maps(steps: list[Step]) -> int:
-    """How many maps mix coordinates; interval bounds through at most one (plus elementwise
-    maps and reshapes) are already exact."""
-    return sum(isinstance(s, AffineMap) and not isinstance(s, (ScaleMap, ReshapeMap)) for s in steps)
 
 
 def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,

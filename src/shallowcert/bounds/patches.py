@@ -6,7 +6,8 @@ with top-left ``i * S - D`` becomes one of size ``(P - 1) * s + k`` with stride 
 offset ``D * s + p``. Coefficients are kept only on these windows (``(M, C, Ph, Pw)`` per
 neuron), so a neuron after two 4x4 stride-2 convolutions costs a 10x10 input window instead
 of the whole image. Maps (biases, ReLU slopes, the input box) are cut into the same windows
-with zero padding, and coefficients that fall outside a map are zeroed.
+with zero padding, so coefficients that fall outside a map contribute nothing there; they are
+zeroed explicitly only before an affine map, which would otherwise spread them inside.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ class _Neurons:
         return views[point, :, self.row, self.col]
 
 
+def _zero_outside(lam: torch.Tensor, steps: list[Step], index: int, neurons: _Neurons,
+                  geometry: _Geometry) -> torch.Tensor:
+    """Zero the coefficients of ``lam`` (windows on the input of ``steps[index]``) outside that map.
+
+    Needed only before another affine map: a ReLU's slope and intercept windows and the
+    input box's windows are cut with zero padding, so there such coefficients add nothing.
+    """
+    if index == 0 or not isinstance(steps[index - 1], AffineMap):
+        return lam
+    inside = torch.ones((1, 1, *steps[index].in_shape[1:]), dtype=lam.dtype, device=lam.device)
+    return lam * neurons.windows(inside, geometry, shared=True)
+
+
 def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
                           relaxations: dict[int, Relaxation], mid: torch.Tensor, rad: torch.Tensor, *,
                           signs: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,8 +103,7 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
         last -= 1
     lam = torch.cat([sign * table[chosen.channel] for sign in signs])
     if isinstance(first, AffineMap):
-        inside = torch.ones((1, 1, *first.in_shape[1:]), dtype=lam.dtype, device=lam.device)
-        lam = lam * chosen_all.windows(inside, geometry, shared=True)
+        lam = _zero_outside(lam, steps, last + 1, chosen_all, geometry)
     for index in range(last, -1, -1):
         step = steps[index]
         if isinstance(step, AffineMap):
@@ -100,19 +113,20 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             kernel, stride, padding = step.window
             lam = step.transpose_patch(lam)
             geometry = geometry.back_through(kernel, stride, padding)
-            inside = torch.ones((1, 1, *step.in_shape[1:]), dtype=lam.dtype, device=lam.device)
-            lam = lam * chosen_all.windows(inside, geometry, shared=True)
+            lam = _zero_outside(lam, steps, index, chosen_all, geometry)
         else:
             relaxation = relaxations[index]
-            upper_slope, intercept = (chosen_all.windows(t.squeeze(1), geometry)
-                                      for t in (relaxation.upper_slope, relaxation.upper_intercept))
-            positive, negative = lam.clamp(min=0), lam.clamp(max=0)
-            lower = lower + (negative * intercept).sum((1, 2, 3))
-            upper = upper + (positive * intercept).sum((1, 2, 3))
+            intercept = chosen_all.windows(relaxation.upper_intercept.squeeze(1), geometry)
+            term = lam * intercept  # intercepts are >= 0: the sign of lam splits the terms
+            lower = lower + term.clamp(max=0).sum((1, 2, 3))
+            upper = upper + term.clamp(min=0).sum((1, 2, 3))
+            del term, intercept
+            upper_slope = chosen_all.windows(relaxation.upper_slope.squeeze(1), geometry)
             if relaxation.lower_slope is relaxation.upper_slope:
                 lam = lam * upper_slope
             else:
-                lam = positive * chosen_all.windows(relaxation.lower_slope.squeeze(1), geometry) + negative * upper_slope
+                lower_slope = chosen_all.windows(relaxation.lower_slope.squeeze(1), geometry)
+                lam = torch.where(lam > 0, lam * lower_slope, lam * upper_slope)
     centre = (lam * chosen_all.windows(mid, geometry)).sum((1, 2, 3))
     spread = (lam.abs() * chosen_all.windows(rad, geometry)).sum((1, 2, 3))
     return (centre - spread + lower).reshape(repeat, -1), (centre + spread + upper).reshape(repeat, -1)

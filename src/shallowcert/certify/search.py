@@ -91,7 +91,6 @@ class SearchSettings:
 @dataclass(frozen=True)
 class SearchOutcome:
     radius: torch.Tensor       # (N,) largest radius evaluated and held (0 when none held)
-    held_somewhere: torch.Tensor  # bool (N,): the certificate held at least at radius 0
     evaluations: torch.Tensor  # (N,) int: bound evaluations spent on each point
     rounds: int                # batched evaluations
 
@@ -140,7 +139,7 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
         eps[index] = _next_radius(e, held, zero, lo[index], hi[index], g_lo[index], g_hi[index], prev[index],
                                   g_prev[index], stalls[index], settings)
         active[index] = ~finished
-    return SearchOutcome(radius=lo.clamp(min=0), held_somewhere=lo >= 0, evaluations=evaluations, rounds=rounds)
+    return SearchOutcome(radius=lo.clamp(min=0), evaluations=evaluations, rounds=rounds)
 
 
 def _chord_zero(a: torch.Tensor, g_a: torch.Tensor, b: torch.Tensor, g_b: torch.Tensor) -> torch.Tensor:

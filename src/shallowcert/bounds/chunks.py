@@ -1,0 +1,47 @@
+"""Run the engine over a batch in chunks of points that fit a memory budget.
+
+Points are independent, so any split gives the same bounds. The chunk size is
+``budget // bytes_per_point`` (:func:`shallowcert.bounds.plan.bytes_per_point`, an upper
+bound). When autograd records the computation, each chunk runs under
+:func:`torch.utils.checkpoint.checkpoint`: only its inputs are kept, and backward recomputes
+one chunk at a time, so the saved tensors never exceed the budget either.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from shallowcert.bounds.network import Network
+from shallowcert.bounds.plan import bytes_per_point
+from shallowcert.errors import UserError
+
+MEMORY_BUDGET = 1 << 30  # bytes of working memory the engine aims to stay under (1 GiB)
+
+Outputs = tuple[torch.Tensor, ...]
+
+
+def points_per_chunk(network: Network, rows: int, dtype: torch.dtype, *, signs: int, autograd: bool,
+                     budget: int | None) -> int:
+    """How many points fit ``budget`` bytes (``None``: :data:`MEMORY_BUDGET`); at least 1."""
+    budget = MEMORY_BUDGET if budget is None else budget
+    if budget <= 0:
+        raise UserError(f"memory_budget must be a positive number of bytes, got {budget}")
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return max(1, budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd))
+
+
+def in_chunks(compute: Callable[..., Outputs], inputs: tuple[torch.Tensor, ...], size: int, *,
+              autograd: bool) -> Outputs:
+    """``compute(*inputs)`` with every input split into chunks of ``size`` points (dim 0)
+    and every output concatenated back."""
+    points = inputs[0].shape[0]
+    if points <= size:
+        return compute(*inputs)
+    parts = []
+    for begin in range(0, points, size):
+        chunk = tuple(t[begin:begin + size] for t in inputs)
+        parts.append(checkpoint(compute, *chunk, use_reentrant=False) if autograd else compute(*chunk))
+    return tuple(torch.cat(pieces) for pieces in zip(*parts))

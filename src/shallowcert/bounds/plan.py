@@ -1,0 +1,82 @@
+"""How each ReLU layer's neurons are bounded, and how much memory a point needs.
+
+Back-substituting one neuron costs, at every map on the way back, one coefficient per value
+it carries: the whole map in dense form, or the neuron's window in patches
+(:mod:`shallowcert.bounds.patches`). Windows grow by ``(P - 1) * s + k`` per convolution, so
+after a few stride-2 layers a window can be larger than the map it lies on (cert-teacher's
+last convolution: a 22x22 window on a 14x14 map, a 46x46 one on the 28x28 input). A layer
+therefore uses patches only where the summed window sizes are below the summed map sizes.
+
+Memory per point (float values times ``itemsize``, an upper bound: every neuron counted as
+a candidate): without autograd the largest single layer's working set,
+``rows * widest coefficient map * LIVE_COPIES``; with autograd every layer's tensors stay
+saved until backward, ``rows * sum of coefficient maps * SAVED_COPIES`` summed over layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
+from shallowcert.bounds.network import Network, ReLUStep, Step
+
+LIVE_COPIES = 8  # coefficient-sized tensors alive at once in one back-substitution step
+SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Bounding one layer's neurons: ``patches`` or dense rows; ``sizes``: coefficient values
+    per neuron at the input of every affine step on the way back (last step first)."""
+
+    patches: bool
+    sizes: tuple[int, ...]
+
+
+def is_spatial(steps: list[Step]) -> bool:
+    """Every step is a ReLU on a feature map or a map with a window (convolution, scaling)."""
+    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
+               for s in steps)
+
+
+def mixing_maps(steps: list[Step]) -> int:
+    """How many maps mix coordinates; interval bounds through at most one (plus elementwise
+    maps and reshapes) are already exact."""
+    return sum(isinstance(s, AffineMap) and not isinstance(s, (ScaleMap, ReshapeMap)) for s in steps)
+
+
+def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
+    """Per-neuron window values at the input of each affine step, going back from the end."""
+    size, sizes = (1, 1), []
+    for step in reversed(steps):
+        if isinstance(step, AffineMap):
+            kernel, stride, _ = step.window
+            size = tuple((size[d] - 1) * stride[d] + kernel[d] for d in range(2))
+            sizes.append(step.in_shape[0] * size[0] * size[1])
+    return tuple(sizes)
+
+
+def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
+    """The plan for neurons of shape ``target_shape`` at the output of ``steps``."""
+    dense = tuple(math.prod(s.in_shape) for s in reversed(steps) if isinstance(s, AffineMap))
+    if len(target_shape) == 3 and is_spatial(steps):
+        windows = _window_sizes(steps)
+        if sum(windows) < sum(dense):
+            return LayerPlan(True, windows)
+    return LayerPlan(False, dense)
+
+
+def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool) -> int:
+    """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
+    (times ``signs`` bounded directions) and the ``rows`` specification rows."""
+    layers = []
+    for position in network.relu_positions:
+        steps = network.steps[:position]
+        if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
+            shape = network.steps[position].shape
+            layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
+    layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
+    if autograd:
+        return itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in layers)
+    return itemsize * LIVE_COPIES * max(count * max(sizes, default=1) for count, sizes in layers)
