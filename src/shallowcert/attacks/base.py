@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shallowcert.attacks import checks
+from shallowcert import checks
 
 Model = Callable[[Tensor], Tensor]
 

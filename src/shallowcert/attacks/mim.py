@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import Tensor
 
-from shallowcert.attacks import checks
+from shallowcert import checks
 from shallowcert.attacks.base import per_point
 from shallowcert.attacks.linf import LinfAttack
 

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from shallowcert.attacks import checks
+from shallowcert import checks
 from shallowcert.attacks.base import IterativeAttack, evaluation_mode
 from shallowcert.errors import UserError
 

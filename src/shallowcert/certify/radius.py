@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.attacks.checks import inputs_and_labels, labels_within, positive_int
+from shallowcert.checks import inputs_and_labels, labels_within, positive_int
 from shallowcert.bounds import InputSet, linear_lower_bound, margin_spec
 from shallowcert.certify.newton import newton_search
 from shallowcert.certify.precision import dtype_name, model_in_dtype

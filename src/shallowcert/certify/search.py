@@ -42,7 +42,7 @@ from typing import Callable
 
 import torch
 
-from shallowcert.attacks.checks import non_negative_float, positive_float, positive_int
+from shallowcert.checks import non_negative_float, positive_float, positive_int
 from shallowcert.errors import UserError
 
 

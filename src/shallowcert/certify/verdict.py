@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.attacks.checks import epsilon_per_point, inputs_and_labels, labels_within, non_negative_float
+from shallowcert.checks import epsilon_per_point, inputs_and_labels, labels_within, non_negative_float
 from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
 from shallowcert.certify.precision import dtype_name, model_in_dtype
 from shallowcert.errors import UserError

@@ -12,7 +12,7 @@ import time
 import torch
 
 from shallowcert import atomic
-from shallowcert.attacks.checks import non_negative_float
+from shallowcert.checks import non_negative_float
 from shallowcert.certify import (
     SEARCHES,
     adversarial_distance,

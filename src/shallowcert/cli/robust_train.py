@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from shallowcert.attacks.checks import non_negative_float
+from shallowcert.checks import non_negative_float
 from shallowcert.certify.verdict import certify_points, check_method
 from shallowcert.cli.common import add_dataset_arguments, dataset_from_args, positive_int, print_json
 from shallowcert.cli.train import add_fit_arguments, fit_config_from_args

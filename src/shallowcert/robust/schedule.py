@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shallowcert.attacks.checks import non_negative_float, positive_int
+from shallowcert.checks import non_negative_float, positive_int
 from shallowcert.errors import UserError
 
 

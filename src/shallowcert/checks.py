@@ -1,4 +1,5 @@
-"""Validation of attack arguments: every user mistake becomes one :class:`UserError` line.
+"""Validation of user-facing arguments (attacks, certification, training schedules): every
+user mistake becomes one :class:`UserError` line.
 
 Conventions checked here: inputs ``x`` are floating tensors ``(N, ...)`` with every value
 in ``[0, 1]``; labels ``y`` are integer tensors of shape ``(N,)`` with values in
