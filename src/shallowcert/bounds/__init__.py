@@ -4,7 +4,8 @@ Public API::
 
     InputSet(center, eps, domain=(0.0, 1.0))   # {x : |x - c|_inf <= eps[n]} ∩ [lo, hi]^d
     margin_spec(labels, classes)               # rows e_y - e_j, j != y: (N, classes-1, classes)
-    lower_bounds(model, input_set, spec=None, *, method="dual", alpha_steps=20, alpha_lr=0.1)
+    lower_bounds(model, input_set, spec=None, *, method="dual", alpha_steps=20, alpha_lr=0.1,
+                 memory_budget=None)
         -> (N, K) lower bounds of spec @ f(x) over the set
     linear_lower_bound(model, input_set, spec=None, *, method="dual", ...)
         -> (lam (N, K, d), offset (N, K)) with spec @ f(x) >= offset + lam · x on the set
@@ -13,7 +14,9 @@ Public API::
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
 slope); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
 ``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
-model's parameters are cast internally and gradients flow back to them.
+model's parameters are cast internally and gradients flow back to them. Points are processed
+in chunks that fit ``memory_budget`` bytes (default ``chunks.MEMORY_BUDGET`` = 1 GiB; with
+autograd each chunk is checkpointed), so any batch size runs in bounded memory.
 
 The radius-search shortcut: ``linear_lower_bound`` at radius ``R`` gives, for every
 ``eps' <= R`` without domain clipping, the sound row bound ``offset + lam · center -

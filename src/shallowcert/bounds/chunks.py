@@ -9,7 +9,7 @@ one chunk at a time, so the saved tensors never exceed the budget either.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.checkpoint import checkpoint

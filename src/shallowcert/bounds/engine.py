@@ -12,7 +12,7 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

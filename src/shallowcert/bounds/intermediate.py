@@ -73,20 +73,32 @@ def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
 
 def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point."""
+    """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point.
+
+    The affine maps after the last ReLU of ``steps`` are the same for every point: when the
+    layer has no more neurons than the batch has rows, they are applied once to every
+    neuron's one-hot row (a shared table) and each point takes its candidates' rows.
+    """
     flat = candidates.flatten(1)
+    points, neurons = flat.shape
     counts = flat.sum(1)
     rows = int(counts.max())
     order = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, :rows]
     valid = torch.arange(rows, device=flat.device).unsqueeze(0) < counts.unsqueeze(1)
-    lam = mid.new_zeros(flat.shape[0], rows, flat.shape[1])
-    lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
-    lam = lam.reshape(flat.shape[0], rows, *candidates.shape[1:])
+    tail = max(relaxations, default=-1) + 1 if neurons <= points * rows else len(steps)
+    if tail < len(steps):
+        eye = torch.eye(neurons, dtype=mid.dtype, device=mid.device).reshape(1, neurons, *candidates.shape[1:])
+        table = back_substitute(steps[tail:], eye, {})
+        lam, offset = table.coefficients[0][order], table.offset_lower[0][order]
+    else:
+        lam = mid.new_zeros(points, rows, neurons)
+        lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
+        lam, offset = lam.reshape(points, rows, *candidates.shape[1:]), mid.new_zeros(points, rows)
     if symmetric:
-        bound = back_substitute(steps, lam, relaxations)
+        bound = back_substitute(steps[:tail], lam, relaxations)
         low, high = concretize(bound.coefficients, mid, rad)
-        return (low + bound.offset_lower)[valid], (high + bound.offset_upper)[valid]
-    bound = back_substitute(steps, torch.cat([lam, -lam], 1), relaxations)
+        return (low + bound.offset_lower + offset)[valid], (high + bound.offset_upper + offset)[valid]
+    bound = back_substitute(steps[:tail], torch.cat([lam, -lam], 1), relaxations)
     low, _ = concretize(bound.coefficients, mid, rad)
-    low = low + bound.offset_lower
+    low = low + bound.offset_lower + torch.cat([offset, -offset], 1)
     return low[:, :rows][valid], -low[:, rows:][valid]

@@ -10,12 +10,17 @@ in eval mode and ``AvgPool2d`` (as a per-channel convolution); ``Dropout`` in ev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 from torch import nn
 
-from shallowcert.bounds.affine import AffineMap, ConvMap, LinearMap, ReshapeMap, ScaleMap
+from shallowcert.bounds.affine import (
+    AffineMap,
+    ConvMap,
+    LinearMap,
+    ReshapeMap,
+    ScaleMap,
+)
 from shallowcert.errors import UnsupportedLayerError, UserError
 from shallowcert.models.layers import Normalize
 
@@ -27,7 +32,7 @@ class ReLUStep:
     shape: tuple[int, ...]
 
 
-Step = Union[AffineMap, ReLUStep]
+Step = AffineMap | ReLUStep
 
 
 @dataclass(frozen=True)

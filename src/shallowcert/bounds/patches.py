@@ -32,7 +32,7 @@ class _Geometry:
     stride: Pair
     offset: Pair
 
-    def back_through(self, kernel: Pair, stride: Pair, padding: Pair) -> "_Geometry":
+    def back_through(self, kernel: Pair, stride: Pair, padding: Pair) -> _Geometry:
         return _Geometry(
             tuple((self.size[d] - 1) * stride[d] + kernel[d] for d in range(2)),
             tuple(self.stride[d] * stride[d] for d in range(2)),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
 from shallowcert.bounds.network import Network, ReLUStep, Step
 
-LIVE_COPIES = 8  # coefficient-sized tensors alive at once in one back-substitution step
+LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
 SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
 
 

@@ -1,0 +1,96 @@
+"""Chunking over points: a memory budget changes neither bounds nor gradients, and holds.
+
+The network has four stride-2 convolutions whose third one does not tile its input
+(28 -> 14 -> 7 -> 3 -> 1), so patches hang over map borders and the deepest layer is
+bounded densely (its windows would be larger than the maps).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from shallowcert.bounds import InputSet, linear_lower_bound, lower_bounds, margin_spec
+from shallowcert.errors import UserError
+from shallowcert.models import build
+
+NET = "cert-teacher:8-8-8-16-32"
+
+
+def _net_and_set(points: int, *, seed: int) -> tuple[torch.nn.Sequential, InputSet, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = build(NET, (1, 28, 28), 10).double().eval()
+    x = torch.rand(points, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        spec = margin_spec(model(x).argmax(1), 10)
+    return model, InputSet(x, torch.linspace(0.02, 0.2, points, dtype=torch.float64)), spec
+
+
+@pytest.mark.parametrize("method", ["dual", "crown", "alpha-crown"])
+def test_chunks_of_one_point_equal_point_by_point_bounds(method: str) -> None:
+    model, input_set, spec = _net_and_set(5, seed=1)
+    with torch.no_grad():
+        chunked = lower_bounds(model, input_set, spec, method=method, alpha_steps=3, memory_budget=1)
+        whole = lower_bounds(model, input_set, spec, method=method, alpha_steps=3)
+        single = torch.cat([
+            lower_bounds(model, InputSet(input_set.center[i:i + 1], input_set.eps[i:i + 1]), spec[i:i + 1],
+                         method=method, alpha_steps=3) for i in range(5)])
+    assert torch.allclose(chunked, single, rtol=0, atol=1e-11)
+    assert torch.allclose(whole, single, rtol=0, atol=1e-11)
+    assert bool((single < 0).any())  # unstable neurons: the relaxations matter here
+
+
+def test_chunked_linear_bound_and_gradients_match_one_batch() -> None:
+    model, input_set, spec = _net_and_set(4, seed=2)
+    results = []
+    for budget in (1, None):
+        model.zero_grad()
+        lam, offset = linear_lower_bound(model, input_set, spec, memory_budget=budget)
+        (offset.sum() + lam.square().sum()).backward()
+        results.append((lam.detach(), offset.detach(), [p.grad.clone() for p in model.parameters()]))
+    (lam_a, offset_a, grads_a), (lam_b, offset_b, grads_b) = results
+    assert torch.allclose(lam_a, lam_b, rtol=0, atol=1e-12) and torch.allclose(offset_a, offset_b, rtol=0, atol=1e-11)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-10) for a, b in zip(grads_a, grads_b))
+    assert any(float(g.abs().max()) > 0 for g in grads_a)
+
+
+def test_non_positive_budget_is_a_user_error() -> None:
+    model, input_set, spec = _net_and_set(2, seed=3)
+    with pytest.raises(UserError, match="memory_budget"):
+        lower_bounds(model, input_set, spec, memory_budget=0)
+
+
+_GROWTH_SCRIPT = textwrap.dedent("""
+    import resource, sys, torch
+    from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+    from shallowcert.models import build
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    points, budget = int(sys.argv[1]), int(sys.argv[2])
+    model = build(sys.argv[3], (1, 28, 28), 10).double().eval()
+    x = torch.rand(points, 1, 28, 28, dtype=torch.float64)
+    spec = margin_spec(torch.zeros(points, dtype=torch.int64), 10)
+    eps = torch.full((points,), 0.02, dtype=torch.float64)
+    with torch.no_grad():
+        lower_bounds(model, InputSet(x[:2], eps[:2]), spec[:2], memory_budget=budget)  # warm up
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        lower_bounds(model, InputSet(x, eps), spec, memory_budget=budget)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+""")
+
+
+def _peak_growth(points: int, budget: int) -> int:
+    """Bytes the peak resident memory grows by while bounding ``points`` points (subprocess)."""
+    done = subprocess.run([sys.executable, "-c", _GROWTH_SCRIPT, str(points), str(budget), NET],
+                          capture_output=True, text=True, check=True, timeout=120)
+    return int(done.stdout.split()[-1])
+
+
+def test_big_batch_stays_within_the_memory_budget() -> None:
+    budget = 64 << 20
+    assert _peak_growth(300, budget) < budget
+    assert _peak_growth(300, 16 << 30) > 2 * budget  # the batch really needs more than the budget
