@@ -72,8 +72,11 @@ def _radius_comparison(results: Results, student: str, teacher: str, larger: boo
         return Claim(statement, None, why)
     s, t = _cert_row(results, student), _cert_row(results, teacher)
     holds = s["mean_radius"] > t["mean_radius"] if larger else s["mean_radius"] < t["mean_radius"]
-    return Claim(statement, holds, f"average certified radius ({results['certification']['dtype']}): "
-                                   f"student {s['mean_radius']:.5f} vs teacher {t['mean_radius']:.5f}")
+    return Claim(statement, holds, f"average certified radius of the predicted class "
+                                   f"({results['certification']['dtype']}): student {s['mean_radius']:.5f} vs "
+                                   f"teacher {t['mean_radius']:.5f}; counting misclassified points as 0: "
+                                   f"{s['mean_true_label_radius']:.5f} vs {t['mean_true_label_radius']:.5f}; clean "
+                                   f"accuracy {s['clean_accuracy']:.4f} vs {t['clean_accuracy']:.4f}")
 
 
 def normal_student_larger_area(results: Results) -> Claim:

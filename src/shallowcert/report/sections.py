@@ -111,10 +111,11 @@ def attacks_section(doc: Document, results: Results, run_dir: Path) -> None:
 
 def _cert_rows(models: list[dict[str, Any]]) -> list[list[Any]]:
     return [[m["name"], m["spec"], m["clean_accuracy"], m["certified_accuracy"], m["robust_error_bound"],
-             m["mean_radius"]] for m in models]
+             m["mean_radius"], m["mean_true_label_radius"]] for m in models]
 
 
-CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust error bound", "average radius"]
+CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust error bound", "average radius",
+                "average radius, true label"]
 
 
 def certification_section(doc: Document, results: Results, run_dir: Path) -> None:
@@ -125,13 +126,15 @@ def certification_section(doc: Document, results: Results, run_dir: Path) -> Non
     doc.add(Paragraph(f"Certificates by the '{c['method']}' bound in {c['dtype']} on {c['n']} test points; "
                       f"input set: L∞ ball of radius ε={c['eps']:g} "
                       f"{'intersected with the data domain [0, 1]' if c['domain'] else 'without domain clipping'}. "
-                      "Radii are the largest ε at which the certificate was computed and held (predicted class)."))
+                      "Radii are the largest ε at which the certificate was computed and held for the predicted "
+                      "class (the thesis' certification area); the last column counts misclassified points as "
+                      "radius 0."))
     normal = [m for m in c["models"] if m["name"].endswith("normal")]
     robust = [m for m in c["models"] if m["name"].endswith("robust")]
     doc.add(Table("Table 8.19", "Normally trained certification teacher and its distilled student.", CERT_HEADERS,
                   _cert_rows(normal)))
-    doc.add(Table("Table 8.20", f"Robustly trained teacher (convex outer polytope, ε={c['eps']:g}) and its distilled "
-                  "student.", CERT_HEADERS, _cert_rows(robust)))
+    doc.add(Table("Table 8.20", f"Robustly trained teacher (Wong & Kolter robust loss with "
+                  f"{c['train_method']} bounds, ε={c['eps']:g}) and its distilled student.", CERT_HEADERS, _cert_rows(robust)))
     for i, m in enumerate(c["models"]):
         doc.add(Figure(f"Figure 8.{19 + i}", f"Certification area of {m['name']}: radii sorted, coloured by the "
                        "running accuracy.", run_dir / "certification" / m["figure"]))
@@ -147,9 +150,9 @@ def improvement_section(doc: Document, results: Results, run_dir: Path) -> None:
     r = results["improvement"]
     doc.add(Table("Table 8.22", f"Ways to a robust shallow student ({r['spec']}), certified at ε={r['eps']:g} "
                   f"({r['dtype']}).", ["variant", "clean acc", "PGD acc at ε", "certified acc", "robust error bound",
-                                        "average radius"],
+                                        "average radius", "average radius, true label"],
                   [[m["name"], m["clean_accuracy"], m["pgd_accuracy"], m["certified_accuracy"],
-                    m["robust_error_bound"], m["mean_radius"]] for m in r["models"]]))
+                    m["robust_error_bound"], m["mean_radius"], m["mean_true_label_radius"]] for m in r["models"]]))
 
 
 def claims_section(doc: Document, claims: list[Claim]) -> None:
