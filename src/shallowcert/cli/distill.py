@@ -7,11 +7,10 @@ from pathlib import Path
 
 from shallowcert.cli.common import (add_dataset_arguments, check_compatible, dataset_from_args, positive_float,
                                     positive_int, print_json)
-from shallowcert.cli.train import add_fit_arguments, fit_config_from_args
+from shallowcert.cli.train import add_fit_arguments, fit_config_from_args, save_trained
 from shallowcert.distill import METHODS, TRANSFER_SETS, DistillMethod, distill_student, transfer_set
-from shallowcert.models import load_model, save_model
+from shallowcert.models import load_model
 from shallowcert.models.spec import expand
-from shallowcert.training import accuracy
 
 CACHE_FOLDER = "logits-cache"
 
@@ -51,22 +50,9 @@ def run(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else Path(args.teacher) / CACHE_FOLDER
     student, result = distill_student(teacher.model, args.student, dataset, method=method, config=config,
                                       transfer=args.transfer, cache_dir=cache_dir, limit=args.limit_train)
-    metrics = {
-        "dataset": dataset.name,
-        "trainer": "distillation",
-        "teacher": str(args.teacher),
-        "teacher_spec": teacher.spec,
-        **method.settings(),
-        "transfer": args.transfer,
-        "transfer_size": len(transfer_set(dataset, args.transfer, limit=args.limit_train)),
-        "best_epoch": result.best_epoch,
-        "val_accuracy": accuracy(student, dataset.val),
-        "test_accuracy": accuracy(student, dataset.test),
-        "train_seconds": round(result.seconds, 2),
-        "config": vars(config),
-        "history": result.history,
-    }
-    save_model(args.out, student, spec=args.student, input_shape=dataset.input_shape, classes=dataset.classes,
-               metrics=metrics)
+    metrics = save_trained(args.out, student, spec=args.student, dataset=dataset, result=result, config=config,
+                           trainer="distillation", teacher=str(args.teacher), teacher_spec=teacher.spec,
+                           **method.settings(), transfer=args.transfer,
+                           transfer_size=len(transfer_set(dataset, args.transfer, limit=args.limit_train)))
     print_json({k: metrics[k] for k in ("method", "val_accuracy", "test_accuracy", "best_epoch", "train_seconds")})
     return 0

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from torch import nn
 
 from shallowcert.cli.common import add_dataset_arguments, dataset_from_args, positive_float, positive_int, print_json
 from shallowcert.models import save_model
 from shallowcert.models.spec import expand
-from shallowcert.training import OPTIMIZERS, FitConfig, accuracy, train_classifier
+from shallowcert.data import Dataset
+from shallowcert.training import OPTIMIZERS, FitConfig, FitResult, accuracy, train_classifier
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, *, epochs: int = 10, lr: float = 1e-3) -> None:
@@ -21,6 +25,23 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, epochs: int = 10, lr: 
 def fit_config_from_args(args: argparse.Namespace) -> FitConfig:
     return FitConfig(epochs=args.epochs, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
                      seed=args.seed, patience=args.patience)
+
+
+def save_trained(out: str, model: nn.Sequential, *, spec: str, dataset: Dataset, result: FitResult,
+                 config: FitConfig, **details: Any) -> dict[str, Any]:
+    """Save a freshly trained model with its fit record (``details`` first: how it was trained)."""
+    metrics = {
+        "dataset": dataset.name,
+        **details,
+        "best_epoch": result.best_epoch,
+        "val_accuracy": accuracy(model, dataset.val),
+        "test_accuracy": accuracy(model, dataset.test),
+        "train_seconds": round(result.seconds, 2),
+        "config": vars(config),
+        "history": result.history,
+    }
+    save_model(out, model, spec=spec, input_shape=dataset.input_shape, classes=dataset.classes, metrics=metrics)
+    return metrics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,17 +58,7 @@ def run(args: argparse.Namespace) -> int:
     config = fit_config_from_args(args)
     dataset = dataset_from_args(args)
     model, result = train_classifier(args.model, dataset, config)
-    metrics = {
-        "dataset": dataset.name,
-        "trainer": "cross-entropy",
-        "best_epoch": result.best_epoch,
-        "val_accuracy": accuracy(model, dataset.val),
-        "test_accuracy": accuracy(model, dataset.test),
-        "train_seconds": round(result.seconds, 2),
-        "config": vars(config),
-        "history": result.history,
-    }
-    save_model(args.out, model, spec=args.model, input_shape=dataset.input_shape, classes=dataset.classes,
-               metrics=metrics)
+    metrics = save_trained(args.out, model, spec=args.model, dataset=dataset, result=result, config=config,
+                           trainer="cross-entropy")
     print_json({k: metrics[k] for k in ("val_accuracy", "test_accuracy", "best_epoch", "train_seconds")})
     return 0
