@@ -41,18 +41,23 @@ def non_negative_float(name: str, value: float) -> float:
     return number
 
 
-def inputs_and_labels(x: Tensor, y: Tensor) -> None:
-    """Check that ``x`` is a float batch in ``[0, 1]`` and ``y`` one integer label per row."""
+def inputs(x: Tensor) -> None:
+    """Check that ``x`` is a float batch ``(N, ...)`` with every value finite and in ``[0, 1]``."""
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise UserError("inputs must be a floating-point tensor of shape (N, ...)")
-    if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise UserError("labels must be an integer tensor of shape (N,)")
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise UserError(f"labels have shape {tuple(y.shape)}, inputs need ({x.shape[0]},)")
     if x.numel() and not bool(torch.isfinite(x).all()):
         raise UserError("inputs contain NaN or inf")
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise UserError(f"inputs must lie in [0, 1], got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+
+
+def inputs_and_labels(x: Tensor, y: Tensor) -> None:
+    """Check that ``x`` is a float batch in ``[0, 1]`` and ``y`` one integer label per row."""
+    inputs(x)
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise UserError("labels must be an integer tensor of shape (N,)")
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise UserError(f"labels have shape {tuple(y.shape)}, inputs need ({x.shape[0]},)")
 
 
 def labels_within(y: Tensor, classes: int) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.checks import inputs_and_labels, labels_within, positive_int
+from shallowcert.checks import inputs, inputs_and_labels, labels_within, positive_int
 from shallowcert.bounds import InputSet, linear_lower_bound, margin_spec
 from shallowcert.certify.newton import newton_search
 from shallowcert.certify.precision import dtype_name, model_in_dtype
@@ -88,8 +88,10 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     positive_int("batch_size", batch_size)
     if len(x) == 0:
         raise UserError("no points to certify")
-    # labels are optional; without them any valid label vector lets the shared check validate x
-    inputs_and_labels(x, labels if labels is not None else torch.zeros(len(x), dtype=torch.long))
+    if labels is None:
+        inputs(x)
+    else:
+        inputs_and_labels(x, labels)
     start = time.perf_counter()
     net = model_in_dtype(model, dtype)
     points = x.to(dtype)
