@@ -75,3 +75,19 @@ def test_dual_loss_matches_convex_adversarial() -> None:
     loss, error = convex_adversarial.robust_loss(model, 0.02, x, y)
     assert float(ours.loss.detach()) == pytest.approx(float(loss.detach()), rel=1e-5)
     assert ours.robust_error == pytest.approx(error)
+
+
+def test_certified_accuracy_validator_matches_certify_points() -> None:
+    from shallowcert.certify import certify_points
+    from shallowcert.data import Split
+    from shallowcert.robust import certified_accuracy_on
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    split = Split(torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8), torch.randint(0, 3, (40,)))
+    x, y = split.floats(), split.labels
+    clean = float((model(x).argmax(1) == y).double().mean())
+    assert certified_accuracy_on(split, 0.0)(model) == pytest.approx(clean)
+    expected = certify_points(model, x, y, 0.02, method="crown", domain=(0.0, 1.0)).certified_accuracy
+    assert certified_accuracy_on(split, 0.02, method="crown", domain=(0.0, 1.0))(model) == expected
+    assert certified_accuracy_on(split, 0.5, method="ibp")(model) <= clean

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 
 from shallowcert.checks import non_negative_float
-from shallowcert.certify.verdict import certify_points, check_method
+from shallowcert.certify.verdict import check_method
 from shallowcert.cli.common import add_dataset_arguments, dataset_from_args, positive_int, print_json
 from shallowcert.cli.train import add_fit_arguments, fit_config_from_args
 from shallowcert.models import save_model
 from shallowcert.models.spec import expand
-from shallowcert.robust import EpsilonSchedule, robust_fit, robustness_metrics
+from shallowcert.robust import EpsilonSchedule, certified_accuracy_on, robust_fit, robustness_metrics
 from shallowcert.training import build_seeded
 
 
@@ -45,12 +45,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     domain = (0.0, 1.0) if args.domain_clip else None
     model = build_seeded(args.model, dataset, args.seed)
-    val = dataset.val.head(args.limit_val)
-    val_x, val_y = val.floats(), val.labels
-
-    def validate(candidate) -> float:
-        return certify_points(candidate, val_x, val_y, eps, method=args.method, domain=domain).certified_accuracy
-
+    validate = certified_accuracy_on(dataset.val.head(args.limit_val), eps, method=args.method, domain=domain)
     result = robust_fit(model, dataset.train.head(args.limit_train), schedule=schedule, config=config,
                         validate=validate, method=args.method, domain=domain)
     test = dataset.test.head(args.limit_eval)

@@ -10,7 +10,7 @@ Example::
 from shallowcert.robust.evaluate import robustness_metrics
 from shallowcert.robust.loss import RobustLoss, negated_margin_bounds, robust_loss
 from shallowcert.robust.schedule import EpsilonSchedule
-from shallowcert.robust.train import robust_fit, robust_loss_fn
+from shallowcert.robust.train import certified_accuracy_on, robust_fit, robust_loss_fn
 
-__all__ = ["EpsilonSchedule", "RobustLoss", "negated_margin_bounds", "robust_fit", "robust_loss", "robust_loss_fn",
+__all__ = ["EpsilonSchedule", "certified_accuracy_on", "RobustLoss", "negated_margin_bounds", "robust_fit", "robust_loss", "robust_loss_fn",
            "robustness_metrics"]

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from shallowcert.certify.verdict import Domain, check_method
+from shallowcert.certify.verdict import Domain, certify_points, check_method
 from shallowcert.data.split import Split
 from shallowcert.robust.loss import robust_loss
 from shallowcert.robust.schedule import EpsilonSchedule
@@ -31,3 +31,15 @@ def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, con
     ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer."""
     return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
                validate=validate, desc=f"robust-{method}")
+
+
+def certified_accuracy_on(split: Split, eps: float, *, method: str = "dual",
+                          domain: Domain = None) -> Callable[[nn.Module], float]:
+    """``validate(model)`` for :func:`robust_fit`: certified accuracy at ``eps`` on ``split``,
+    so the epoch kept is the most provably robust one, not the most accurate one."""
+    x, y = split.floats(), split.labels
+
+    def validate(model: nn.Module) -> float:
+        return certify_points(model, x, y, eps, method=method, domain=domain).certified_accuracy
+
+    return validate

@@ -14,7 +14,7 @@ from shallowcert import atomic
 from shallowcert.attacks import PGD, robust_accuracy
 from shallowcert.certify import (SearchSettings, certification_area, certified_radius, certify_points,
                                  plot_certification_area)
-from shallowcert.robust import EpsilonSchedule, robust_fit
+from shallowcert.robust import EpsilonSchedule, certified_accuracy_on, robust_fit
 from shallowcert.study.context import StageContext
 from shallowcert.training import FitConfig
 
@@ -50,12 +50,7 @@ def train_robust(ctx: StageContext, model: nn.Module, *, eps: float, method: str
                  config: FitConfig, validation_points: int = 1000) -> None:
     """Certified training in place (Wong & Kolter loss, linear epsilon warm-up); the epoch
     kept is the one with the best certified accuracy at ``eps`` on validation points."""
-    val = ctx.dataset.val.head(validation_points)
-    val_x, val_y = val.floats(), val.labels
-
-    def validate(candidate: nn.Module) -> float:
-        return certify_points(candidate, val_x, val_y, eps, method=method, domain=DOMAIN).certified_accuracy
-
+    validate = certified_accuracy_on(ctx.dataset.val.head(validation_points), eps, method=method, domain=DOMAIN)
     robust_fit(model, ctx.dataset.train, schedule=EpsilonSchedule(eps, warmup_epochs=max(1, warmup_epochs),
                                                                   start=min(1e-3, eps)),
                config=config, validate=validate, method=method, domain=DOMAIN)
