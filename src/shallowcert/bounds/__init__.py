@@ -24,8 +24,9 @@ eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller b
 one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam||_1)``.
 """
 
-from shallowcert.bounds.engine import METHODS, linear_lower_bound, lower_bounds
+from shallowcert.bounds.engine import METHODS, LinearCertificate, linear_certificate, linear_lower_bound, lower_bounds
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.spec import margin_spec
 
-__all__ = ["METHODS", "InputSet", "linear_lower_bound", "lower_bounds", "margin_spec"]
+__all__ = ["METHODS", "InputSet", "LinearCertificate", "linear_certificate", "linear_lower_bound", "lower_bounds",
+           "margin_spec"]

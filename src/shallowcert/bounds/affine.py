@@ -9,12 +9,15 @@ over a ``Ph x Pw`` window of the output maps to one over a window of the input o
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
 
 Pair = tuple[int, int]
+
+PATCH_MATRIX_ENTRIES = 2 ** 18  # largest dense window matrix (entries) used for patches
 
 
 class AffineMap(ABC):
@@ -82,13 +85,31 @@ class ConvMap(AffineMap):
         return F.conv2d(x, self.weight.abs(), stride=self.stride, padding=self.padding, groups=self.groups)
 
     def transpose(self, lam: torch.Tensor) -> torch.Tensor:
-        lead = lam.shape[:-3]
-        out = F.conv_transpose2d(lam.reshape(-1, *self.out_shape), self.weight, stride=self.stride,
-                                 padding=self.padding, output_padding=self.output_padding, groups=self.groups)
+        """The transposed convolution; into a single channel (a grayscale input) as one
+        matrix product and a col2im (``fold``) instead: mkldnn's transposed convolution ran at
+        about 7 GFLOP/s there, this 2.6x faster (2 CPU threads)."""
+        lead, flat = lam.shape[:-3], lam.reshape(-1, *self.out_shape)
+        if self.in_shape[0] == 1 and self.groups == 1:
+            kernel = self.weight.shape[2:]
+            columns = self.weight.reshape(self.out_shape[0], -1).T @ flat.flatten(2)  # (B, k*k, positions)
+            out = F.fold(columns, self.in_shape[1:], kernel, stride=self.stride, padding=self.padding)
+        else:
+            out = F.conv_transpose2d(flat, self.weight, stride=self.stride, padding=self.padding,
+                                     output_padding=self.output_padding, groups=self.groups)
         return out.reshape(*lead, *self.in_shape)
 
     def transpose_patch(self, lam: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(lam, self.weight, stride=self.stride, groups=self.groups)
+        """Small windows (at most :data:`PATCH_MATRIX_ENTRIES` in the window's dense matrix):
+        one matrix product with that matrix, built by transposing the one-hot windows; it ran
+        several times faster than the transposed convolution of many tiny windows (4x4 to
+        10x10: 7.7x on 2 CPU threads). Larger windows: the transposed convolution."""
+        rows = math.prod(lam.shape[1:])
+        out_hw = tuple((lam.shape[2 + d] - 1) * self.stride[d] + self.weight.shape[2 + d] for d in range(2))
+        if rows * self.in_shape[0] * out_hw[0] * out_hw[1] > PATCH_MATRIX_ENTRIES:
+            return F.conv_transpose2d(lam, self.weight, stride=self.stride, groups=self.groups)
+        one_hot = torch.eye(rows, dtype=lam.dtype, device=lam.device).reshape(rows, *lam.shape[1:])
+        matrix = F.conv_transpose2d(one_hot, self.weight, stride=self.stride, groups=self.groups).reshape(rows, -1)
+        return (lam.reshape(len(lam), rows) @ matrix).reshape(len(lam), self.in_shape[0], *out_hw)
 
 
 class ScaleMap(AffineMap):

@@ -30,6 +30,10 @@ class LinearBound:
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum()`` over the trailing dims of ``a`` ``(N, K, *shape)``; ``b`` broadcasts
+    as ``(N or 1, 1, *shape)`` or ``(*shape)``: a batched matrix-vector product, no temporary."""
+    if b.dim() == a.dim() and b.shape[1] == 1:
+        return torch.matmul(a.flatten(2), b.flatten(2).transpose(1, 2)).squeeze(-1)
     return (a * b).flatten(2).sum(-1)
 
 
@@ -50,14 +54,13 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
             lam = step.transpose(lam)
         else:
             relaxation = relaxations[index]
-            term = lam * relaxation.upper_intercept  # intercepts are >= 0: the sign of lam splits the terms
-            lower = lower + term.clamp(max=0).flatten(2).sum(-1)
-            upper = upper + term.clamp(min=0).flatten(2).sum(-1)
-            del term
+            negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
+            below, total = _dot(negative, relaxation.upper_intercept), _dot(lam, relaxation.upper_intercept)
+            lower, upper = lower + below, upper + (total - below)
             if relaxation.lower_slope is relaxation.upper_slope:
                 lam = lam * relaxation.upper_slope
             else:
-                lam = torch.where(lam > 0, lam * relaxation.lower_slope, lam * relaxation.upper_slope)
+                lam = (lam - negative) * relaxation.lower_slope + negative * relaxation.upper_slope
     return LinearBound(lam, lower, upper)
 
 

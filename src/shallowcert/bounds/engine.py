@@ -13,6 +13,7 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from shallowcert.bounds.alpha import optimise_slopes
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
-from shallowcert.bounds.intermediate import interval_bounds, linear_bounds
+from shallowcert.bounds.intermediate import Bounds, interval_bounds, linear_bounds, states_of
 from shallowcert.bounds.network import Network, read_network
 from shallowcert.bounds.relaxation import relax
 from shallowcert.bounds.spec import checked_spec
@@ -45,17 +46,20 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
 
 
 def _linear_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *,
-                  method: str, alpha_steps: int, alpha_lr: float) -> LinearBound:
-    """``spec · f(x) >= coefficients · x + offset_lower`` for every ``x`` in the input box."""
+                  method: str, alpha_steps: int, alpha_lr: float, known: dict[int, torch.Tensor] | None = None,
+                  ) -> tuple[LinearBound, Bounds]:
+    """``spec · f(x) >= coefficients · x + offset_lower`` for every ``x`` in the input box,
+    and the pre-activation bounds it used."""
     mid, rad = (upper + lower) / 2, (upper - lower) / 2
     if method == "crown-ibp":
         bounds = interval_bounds(network, lower, upper)
         relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
     else:
-        bounds, relaxations = linear_bounds(network, (lower, upper), lower_slope="dual" if method == "dual" else "crown")
+        bounds, relaxations = linear_bounds(network, (lower, upper), lower_slope="dual" if method == "dual" else "crown",
+                                            known=known)
     if method == "alpha-crown" and alpha_steps > 0:
         relaxations = optimise_slopes(network, bounds, spec, mid, rad, steps=alpha_steps, lr=alpha_lr)
-    return back_substitute(network.steps, spec, relaxations)
+    return back_substitute(network.steps, spec, relaxations), bounds
 
 
 def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -76,9 +80,9 @@ def _records_gradients(model: nn.Module, input_set: InputSet, spec: torch.Tensor
 
 
 def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
-             compute: Callable[[Network, torch.Tensor, torch.Tensor, torch.Tensor], Outputs],
-             budget: int | None) -> Outputs:
-    """``compute(network, spec, lower, upper)`` over chunks of points that fit ``budget`` bytes."""
+             compute: Callable[..., Outputs], budget: int | None, extra: tuple[torch.Tensor, ...] = ()) -> Outputs:
+    """``compute(network, spec, lower, upper, *extra)`` over chunks of points that fit ``budget``
+    bytes (``extra``: more per-point tensors to split alike)."""
     network, spec, lower, upper = _prepare(model, input_set, spec, method)
     autograd = _records_gradients(model, input_set, spec)
     if method == "ibp":
@@ -86,7 +90,7 @@ def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
     else:
         size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if method == "dual" else 2,
                                 autograd=autograd or method == "alpha-crown", budget=budget)
-    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper), size, autograd=autograd)
+    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *extra), size, autograd=autograd)
 
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
@@ -106,36 +110,77 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
         if method == "ibp":
             return (_interval_bound(network, spec, lower, upper),)
-        bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
+        bound, _ = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
+                                 alpha_lr=alpha_lr)
         return (concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower,)
 
     return _chunked(model, input_set, spec, method, compute, memory_budget)[0]
 
 
-def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
-                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
-                       memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A linear lower bound ``(lam (N, K, d), offset (N, K))``: ``spec · f(x) >= offset + lam · x``.
+@dataclass(frozen=True)
+class LinearCertificate:
+    """``spec · f(x) >= offset + coefficients · x`` on the input set, and the ReLU states it proved.
 
-    Holds for every ``x`` in ``input_set`` (flattened to ``d`` values), hence for every ``x``
-    in any subset, e.g. a ball of radius ``eps' <= eps``. Minimising over that ball gives
-    ``offset + lam · center - eps' * ||lam||_1``, so that value is a sound lower bound for
-    every smaller radius (with domain clipping, minimise over the clipped box instead).
+    ``coefficients`` ``(N, K, d)``, ``offset`` ``(N, K)``; ``states[r]``: int8 ``(N, *shape)`` of
+    the r-th ReLU, ``1`` active (``z >= 0`` on the set), ``-1`` inactive, ``0`` unstable
+    (empty for ``ibp``). Pass ``states`` as ``known_states`` to an evaluation on any subset.
+    """
+
+    coefficients: torch.Tensor
+    offset: torch.Tensor
+    states: tuple[torch.Tensor, ...]
+
+
+def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
+                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
+                       known_states: tuple[torch.Tensor, ...] | None = None,
+                       memory_budget: int | None = None) -> LinearCertificate:
+    """A linear lower bound ``spec · f(x) >= offset + lam · x`` on ``input_set`` (flattened ``x``).
+
+    It holds for every ``x`` in the set, hence in any subset, e.g. a ball of radius
+    ``eps' <= eps``: minimising over that ball gives ``offset + lam · center - eps' * ||lam||_1``,
+    a sound lower bound for every smaller radius (with domain clipping, minimise over the
+    clipped box instead).
 
     Proof: the intermediate bounds are valid over the set, so each ReLU lies between its
     relaxation lines there; each back-substitution step replaces ``lam · z`` by a smaller
     or equal expression (bias terms exact, ReLU terms by the line on the side of
     ``sign(lam)``), ending in an affine function of ``x``. For ``ibp`` the function is
-    constant: ``lam = 0`` and ``offset`` is the interval bound. ``memory_budget`` as in
+    constant: ``lam = 0`` and ``offset`` is the interval bound.
+
+    ``known_states``: the ``states`` of a certificate computed on a *superset* of this input
+    set (same points, in order), e.g. a larger radius. Neurons they prove stable are not
+    bounded again (:mod:`shallowcert.bounds.intermediate`); sound, and much cheaper when
+    searching downwards in radius. ``ibp`` ignores them. ``memory_budget`` as in
     :func:`lower_bounds`.
     """
-    def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
+    positions = read_network(model, tuple(input_set.center.shape[1:]), input_set.center.dtype).relu_positions
+    if known_states is not None and method != "ibp":
+        if len(known_states) != len(positions) or any(len(t) != len(input_set.center) for t in known_states):
+            raise UserError(f"known_states must hold one state tensor per ReLU layer ({len(positions)}) "
+                            f"for every point ({len(input_set.center)})")
+    extra = () if known_states is None or method == "ibp" else tuple(known_states)
+
+    def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                *known: torch.Tensor) -> Outputs:
         points, rows = spec.shape[:2]
         if method == "ibp":
             offset = _interval_bound(network, spec, lower, upper)
             return offset.new_zeros(points, rows, lower[0].numel()), offset
-        bound = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps, alpha_lr=alpha_lr)
-        return bound.coefficients.reshape(points, rows, -1), bound.offset_lower
+        bound, bounds = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
+                                      alpha_lr=alpha_lr, known=dict(zip(positions, known)) if known else None)
+        states = states_of(bounds)
+        return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions))
 
-    lam, offset = _chunked(model, input_set, spec, method, compute, memory_budget)
-    return lam, offset
+    lam, offset, *states = _chunked(model, input_set, spec, method, compute, memory_budget, extra)
+    return LinearCertificate(lam, offset, tuple(states))
+
+
+def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
+                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
+                       memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lam (N, K, d), offset (N, K))`` of :func:`linear_certificate` (see there):
+    ``spec · f(x) >= offset + lam · x`` for every ``x`` in ``input_set`` and in its subsets."""
+    certificate = linear_certificate(model, input_set, spec, method=method, alpha_steps=alpha_steps,
+                                     alpha_lr=alpha_lr, memory_budget=memory_budget)
+    return certificate.coefficients, certificate.offset

@@ -4,6 +4,12 @@ For each ReLU, interval arithmetic from the previous layer's bounds first proves
 neurons stable; only the remaining *candidates* get a back-substitution bound (patches
 for convolutional layers, dense rows otherwise), computed with the relaxations of all
 earlier ReLUs. Stable neurons keep their interval bounds: only their sign matters later.
+
+Known states (``known``, :func:`states_of`) are ReLU states proved on a *superset* of the
+input set, e.g. by an evaluation at a larger radius around the same point: a neuron active
+(``z >= 0``) or inactive (``z <= 0``) on the superset is so on the set too, so it is no
+candidate and its bounds are clipped at 0 on the proved side. This is sound; it can differ
+from a fresh evaluation (usually tighter, never looser in its states).
 """
 
 from __future__ import annotations
@@ -31,11 +37,30 @@ def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) 
     return bounds
 
 
+ACTIVE, INACTIVE, UNKNOWN = 1, -1, 0
+
+
+def states_of(bounds: Bounds) -> dict[int, torch.Tensor]:
+    """ReLU states proved by ``bounds``: int8 ``ACTIVE`` (``l >= 0``), ``INACTIVE``
+    (``u <= 0 < -l``) or ``UNKNOWN``, per ReLU position, shaped like the bounds."""
+    return {p: torch.where(lower >= 0, ACTIVE, torch.where(upper <= 0, INACTIVE, UNKNOWN)).to(torch.int8)
+            for p, (lower, upper) in bounds.items()}
+
+
+def _apply_known(lower: torch.Tensor, upper: torch.Tensor, known: torch.Tensor | None,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    if known is None:
+        return lower, upper
+    return (torch.where(known == ACTIVE, lower.clamp(min=0), lower),
+            torch.where(known == INACTIVE, upper.clamp(max=0), upper))
+
+
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
-                  ) -> tuple[Bounds, dict[int, Relaxation]]:
+                  known: dict[int, torch.Tensor] | None = None) -> tuple[Bounds, dict[int, Relaxation]]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
-    ``box`` is the input box ``(lower, upper)``. Returns the bounds and the relaxations.
+    ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
+    it, per ReLU position (module docstring). Returns the bounds and the relaxations.
     """
     lower_in, upper_in = box
     mid, rad = (upper_in + lower_in) / 2, (upper_in - lower_in) / 2
@@ -46,6 +71,7 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     for position in network.relu_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
+        lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
         candidates = unstable_mask(lower, upper)
         if bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1):
             if layer_plan(steps, tuple(lower.shape[1:])).patches:

@@ -44,22 +44,26 @@ class _Neurons:
     """The selected neurons: point index, and flat window index per map geometry."""
 
     def __init__(self, index: torch.Tensor, target_hw: Pair) -> None:
-        self.point, self.channel, self.row, self.col = index.unbind(1)
+        self.point, self.channel, row, col = index.unbind(1)
         self.target_hw = target_hw
+        self.position = row * target_hw[1] + col                        # on the target map
+        self.point_position = self.point * (target_hw[0] * target_hw[1]) + self.position
 
     def windows(self, maps: torch.Tensor, geometry: _Geometry, *, shared: bool = False) -> torch.Tensor:
         """Cut ``maps`` ``(B, C, H, W)`` into each neuron's window: ``(M, C, Ph, Pw)``.
 
-        ``shared``: ``maps`` has batch size 1 and serves every point.
+        ``shared``: ``maps`` has batch size 1 and serves every point. The windows of every
+        (point, position) are laid out as contiguous rows first (all channels of a position
+        share one), then rows are gathered: much faster than indexing the strided view.
         """
         (ph, pw), (sh, sw), (dh, dw) = geometry.size, geometry.stride, geometry.offset
-        height, width = maps.shape[-2:]
-        pad_h = max(0, (self.target_hw[0] - 1) * sh + ph - dh - height)
-        pad_w = max(0, (self.target_hw[1] - 1) * sw + pw - dw - width)
+        (rows, cols), (height, width) = self.target_hw, maps.shape[-2:]
+        pad_h = max(0, (rows - 1) * sh + ph - dh - height)
+        pad_w = max(0, (cols - 1) * sw + pw - dw - width)
         padded = F.pad(maps, (dw, pad_w, dh, pad_h))
-        views = padded.unfold(2, ph, sh).unfold(3, pw, sw)  # (B, C, rows, cols, Ph, Pw), no copy
-        point = torch.zeros_like(self.point) if shared else self.point
-        return views[point, :, self.row, self.col]
+        views = padded.unfold(2, ph, sh).unfold(3, pw, sw)[:, :, :rows, :cols]  # (B, C, rows, cols, Ph, Pw)
+        table = views.permute(0, 2, 3, 1, 4, 5).reshape(-1, maps.shape[1], ph, pw)
+        return table.index_select(0, self.position if shared else self.point_position)
 
 
 def _zero_outside(lam: torch.Tensor, steps: list[Step], index: int, neurons: _Neurons,
@@ -96,7 +100,7 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
     first = steps[last]
     if isinstance(first, AffineMap):  # A^T of the one-hot windows: one row per channel, shared
         if first.bias is not None:
-            term = torch.cat([sign * first.bias[chosen.channel, chosen.row, chosen.col] for sign in signs])
+            term = torch.cat([sign * first.bias.flatten(1)[chosen.channel, chosen.position] for sign in signs])
             lower, upper = lower + term, upper + term
         table = first.transpose_patch(table)
         geometry = geometry.back_through(*first.window)

@@ -16,6 +16,7 @@ label (see :mod:`shallowcert.certify.area`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from shallowcert.checks import inputs, inputs_and_labels, labels_within, positive_int
-from shallowcert.bounds import InputSet, linear_lower_bound, margin_spec
+from shallowcert.bounds import InputSet, linear_certificate, margin_spec
 from shallowcert.certify.newton import newton_search
 from shallowcert.certify.precision import dtype_name, model_in_dtype
 from shallowcert.certify.search import Probe, SearchSettings, bracket_search
@@ -62,6 +63,39 @@ class RadiusResult:
         if self.newton_failures is not None:
             stats["newton_failures"] = self.newton_failures
         return stats
+
+
+class _KnownStates:
+    """ReLU states proved by each point's smallest *failed* evaluation, and its radius.
+
+    A failed radius bounds the search from above: every later evaluation of that point is
+    at a smaller radius, inside the ball those states were proved on, so they are passed
+    as ``known_states`` (:func:`shallowcert.bounds.linear_certificate`) and the neurons
+    they prove stable are not bounded again. (Held evaluations lie below the radius and
+    prove nothing for the larger balls the search goes on to.)
+    """
+
+    def __init__(self, n: int) -> None:
+        self.radius = torch.full((n,), math.inf, dtype=torch.float64)
+        self.states: list[torch.Tensor] | None = None
+
+    def valid_for(self, part: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        if self.states is None:
+            return None
+        inside = eps.double() <= self.radius[part]
+        return tuple(s[part] * inside.view(-1, *[1] * (s.dim() - 1)) for s in self.states)
+
+    def record(self, part: torch.Tensor, eps: torch.Tensor, states: tuple[torch.Tensor, ...],
+               held: torch.Tensor) -> None:
+        if not states:
+            return
+        if self.states is None:
+            self.states = [s.new_zeros(len(self.radius), *s.shape[1:]) for s in states]
+        update = ~held & (eps.double() < self.radius[part])
+        rows = part[update]
+        for stored, new in zip(self.states, states):
+            stored[rows] = new[update]
+        self.radius[rows] = eps.double()[update]
 
 
 def _pieces(index: torch.Tensor, size: int) -> list[tuple[torch.Tensor, slice]]:
@@ -106,17 +140,21 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
                                       classes=classes).min(dim=1).values for part, pos in _pieces(index, batch_size)]
         return torch.cat(bounds)
 
+    known = _KnownStates(len(points))
+
     def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
         values, zeros = [], []
         with torch.no_grad():
             for part, pos in _pieces(index, batch_size):
                 input_set = InputSet(points[part], eps[pos], domain=domain)
-                lam, offset = linear_lower_bound(net, input_set, margin_spec(predicted[part], classes).to(dtype),
-                                                 method=method)
+                certificate = linear_certificate(net, input_set, margin_spec(predicted[part], classes).to(dtype),
+                                                 method=method, known_states=known.valid_for(part, eps[pos]))
+                lam, offset = certificate.coefficients, certificate.offset
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
                 bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)  # = lower_bounds(...)
                 values.append(bounds.min(dim=1).values)
                 zeros.append(affine_zero(offset, lam, points[part], domain))
+                known.record(part, eps[pos], certificate.states, held=values[-1] > 0)
         value = torch.cat(values)
         # interval arithmetic has a constant form (lam = 0): no zero to extrapolate from
         return Probe(value > 0, value, None if method == "ibp" else torch.cat(zeros))
