@@ -29,7 +29,7 @@ class LinearBound:
     offset_upper: torch.Tensor
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(a * b).sum()`` over the trailing dims of ``a`` ``(N, K, *shape)``; ``b`` broadcasts
     as ``(N or 1, 1, *shape)`` or ``(*shape)``: a batched matrix-vector product, no temporary."""
     if b.dim() == a.dim() and b.shape[1] == 1:
@@ -49,13 +49,13 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
         step = steps[index]
         if isinstance(step, AffineMap):
             if step.bias is not None:
-                term = _dot(lam, step.bias)
+                term = row_dot(lam, step.bias)
                 lower, upper = lower + term, upper + term
             lam = step.transpose(lam)
         else:
             relaxation = relaxations[index]
             negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
-            below, total = _dot(negative, relaxation.upper_intercept), _dot(lam, relaxation.upper_intercept)
+            below, total = row_dot(negative, relaxation.upper_intercept), row_dot(lam, relaxation.upper_intercept)
             lower, upper = lower + below, upper + (total - below)
             if relaxation.lower_slope is relaxation.upper_slope:
                 lam = lam * relaxation.upper_slope
@@ -67,6 +67,6 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
 def concretize(lam: torch.Tensor, mid: torch.Tensor, rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``min`` and ``max`` of ``lam · x`` over the box ``|x - mid| <= rad`` (``mid``: ``(N, *shape)``):
     ``lam · mid ∓ |lam| · rad``, each ``(N, K)``."""
-    centre = _dot(lam, mid.unsqueeze(1))
-    spread = _dot(lam.abs(), rad.unsqueeze(1))
+    centre = row_dot(lam, mid.unsqueeze(1))
+    spread = row_dot(lam.abs(), rad.unsqueeze(1))
     return centre - spread, centre + spread

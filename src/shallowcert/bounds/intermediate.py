@@ -22,6 +22,7 @@ from shallowcert.bounds.network import Network, Step
 from shallowcert.bounds.patches import patch_back_substitute
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
+from shallowcert.bounds.screen import Box, affine_box, relaxed_activation, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -67,22 +68,30 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     symmetric = lower_slope == "dual"
     bounds: Bounds = {}
     relaxations: dict[int, Relaxation] = {}
-    start, previous = 0, (lower_in, upper_in)
+    screens: dict[int, Box] = {}  # dual only: boxes of the relaxed activations (shallowcert.bounds.screen)
+    start, previous, activation, after = 0, (lower_in, upper_in), (mid, rad), 0  # after: first step past the last ReLU
     for position in network.relu_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
         lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
         candidates = unstable_mask(lower, upper)
+        if symmetric:
+            centre, radius = affine_box(network.steps[after:position], *activation)
         if bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1):
             if layer_plan(steps, tuple(lower.shape[1:])).patches:
                 tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric)
             else:
-                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric)
+                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens)
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
+            if symmetric:
+                centre = torch.where(candidates, (lower + upper) / 2, centre)
+                radius = torch.where(candidates, (upper - lower) / 2, radius)
         bounds[position] = (lower, upper)
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
-        start, previous = position, (lower, upper)
+        if symmetric:
+            activation = screens[position] = relaxed_activation(relaxations[position], centre, radius)
+        start, previous, after = position, (lower, upper), position + 1
     return bounds, relaxations
 
 
@@ -98,12 +107,13 @@ def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
 
 
 def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
-                  rad: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  rad: torch.Tensor, symmetric: bool, screens: dict[int, Box]) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point.
 
     The affine maps after the last ReLU of ``steps`` are the same for every point: when the
     layer has no more neurons than the batch has rows, they are applied once to every
     neuron's one-hot row (a shared table) and each point takes its candidates' rows.
+    Dual rows are screened at every earlier ReLU (:mod:`shallowcert.bounds.screen`).
     """
     flat = candidates.flatten(1)
     points, neurons = flat.shape
@@ -121,9 +131,8 @@ def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
         lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
         lam, offset = lam.reshape(points, rows, *candidates.shape[1:]), mid.new_zeros(points, rows)
     if symmetric:
-        bound = back_substitute(steps[:tail], lam, relaxations)
-        low, high = concretize(bound.coefficients, mid, rad)
-        return (low + bound.offset_lower + offset)[valid], (high + bound.offset_upper + offset)[valid]
+        low, high = screened_bounds(steps[:tail], lam, offset, valid, relaxations, screens, mid, rad)
+        return low[valid], high[valid]
     bound = back_substitute(steps[:tail], torch.cat([lam, -lam], 1), relaxations)
     low, _ = concretize(bound.coefficients, mid, rad)
     low = low + bound.offset_lower + torch.cat([offset, -offset], 1)
