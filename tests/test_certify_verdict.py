@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from shallowcert.certify import certify_points, robust_error_bound
+from shallowcert.certify import certified_radius, certify_points, robust_error_bound
 from shallowcert.errors import UnsupportedLayerError, UserError
 from shallowcert.robust import robustness_metrics
 
@@ -64,3 +64,19 @@ def test_user_errors() -> None:
     pooled = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(UnsupportedLayerError, match="MaxPool2d"):
         robust_error_bound(pooled, x, y, 0.1)
+
+
+@pytest.mark.parametrize("gap,dtype,holds", [(1e-6, torch.float32, False), (1e-6, torch.float64, True),
+                                             (1e-2, torch.float32, True)])
+def test_a_margin_within_rounding_error_certifies_nothing(gap: float, dtype: torch.dtype, holds: bool) -> None:
+    """A constant network whose winning margin is ``gap``: exact arithmetic certifies every
+    radius, but in float32 a gap of 1e-6 on logits of size 1 is inside the rounding margin."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.copy_(torch.tensor([1.0, 1.0 - gap], dtype=torch.float64))
+    x, y = torch.rand(3, 1, 2, 2), torch.zeros(3, dtype=torch.long)
+    verdict = certify_points(model, x, y, 0.1, dtype=dtype)
+    assert bool(verdict.certified.all()) == holds and bool(verdict.certified.any()) == holds
+    radius = certified_radius(model, x, dtype=dtype).radius
+    assert bool((radius > 0).all()) == holds

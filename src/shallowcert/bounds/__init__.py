@@ -9,6 +9,9 @@ Public API::
         -> (N, K) lower bounds of spec @ f(x) over the set
     linear_lower_bound(model, input_set, spec=None, *, method="dual", ...)
         -> (lam (N, K, d), offset (N, K)) with spec @ f(x) >= offset + lam · x on the set
+    linear_certificate(model, input_set, spec=None, *, method="dual", known_states=None, ...)
+        -> LinearCertificate(coefficients, offset, states): the same, and the ReLU states it
+           proved; pass them as known_states on any subset (a smaller radius) to skip work
     METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU

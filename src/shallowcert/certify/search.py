@@ -27,8 +27,8 @@ bounds of radius ``e`` fixed (:mod:`shallowcert.certify.shortcut`). The next rad
 Why the shortcut radius is re-evaluated rather than reported: it *is* certified (by the
 form computed for the larger ball), but a fresh evaluation at a smaller radius is not
 always tighter (the dual relaxation's lower slopes ``u / (u - l)`` change with the
-intermediate bounds; seen on a one-hidden-layer network), and a reported radius should
-re-certify when anyone runs the engine at that radius.
+intermediate bounds; seen on a one-hidden-layer network), and a reported radius should be
+one at which the engine was run and held.
 
 A point stops when ``hi - lo <= tol = atol + rtol * lo``, when it holds at ``max_radius``,
 when it fails at radius 0 (no certificate at all: radius 0), or after ``max_rounds``.

@@ -4,7 +4,8 @@ For a point ``x`` with label ``y`` and radius ``eps`` (input units, inputs in [0
 engine returns lower bounds ``J_j <= min_{x' in B} (f(x')_y - f(x')_j)`` over the input set
 ``B = {x' : ||x' - x||_inf <= eps}`` (intersected with the data domain when one is given).
 The point is *certified* when ``J_j > 0`` for every ``j != y``: no input of ``B`` can change
-the decision. The robust error bound at ``eps`` is the fraction of points that are
+the decision; in floating point, when every ``J_j`` exceeds the rounding margin of
+:func:`shallowcert.certify.precision.rounding_margin` (a bound closer to 0 certifies nothing). The robust error bound at ``eps`` is the fraction of points that are
 misclassified or not certified for their true label,
 
     robust_error_bound = 1 - (1/N) * #{i : argmax f(x_i) = y_i and min_j J_ij > 0},
@@ -21,7 +22,7 @@ from torch import nn
 
 from shallowcert.checks import epsilon_per_point, inputs_and_labels, labels_within, non_negative_float
 from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
-from shallowcert.certify.precision import dtype_name, model_in_dtype
+from shallowcert.certify.precision import dtype_name, model_in_dtype, rounding_margin
 from shallowcert.errors import UserError
 
 Domain = tuple[float, float] | None
@@ -50,7 +51,7 @@ class Verdict:
     domain: Domain
     dtype: str
     correct: torch.Tensor    # bool (N,): argmax f(x) == y
-    certified: torch.Tensor  # bool (N,): every margin lower bound of the true label > 0
+    certified: torch.Tensor  # bool (N,): every margin lower bound of the true label > the rounding margin
 
     @property
     def n(self) -> int:
@@ -95,7 +96,7 @@ def certify_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
             bounds = margin_lower_bounds(net, xb, yb, epsilon_per_point(radius, xb), method=method, domain=domain,
                                          classes=logits.shape[1])
             correct.append(logits.argmax(dim=1) == yb)
-            certified.append((bounds > 0).all(dim=1))
+            certified.append((bounds > rounding_margin(logits).unsqueeze(1)).all(dim=1))
     return Verdict(radius, method, domain, dtype_name(dtype), torch.cat(correct), torch.cat(certified))
 
 
