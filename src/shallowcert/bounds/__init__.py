@@ -21,6 +21,13 @@ model's parameters are cast internally and gradients flow back to them. Points a
 in chunks that fit ``memory_budget`` bytes (default ``chunks.MEMORY_BUDGET`` = 1 GiB; with
 autograd each chunk is checkpointed), so any batch size runs in bounded memory.
 
+Where the time goes, and what is skipped (modules in parentheses): a neuron that interval
+arithmetic proves stable is never bounded again (``intermediate``); convolutional layers are
+bounded per neuron on windows, dense layers as padded rows, whichever holds fewer values
+(``plan``, ``patches``); a dense dual row stops at the first earlier ReLU where the relaxed
+network's boxes prove its sign (``screen``); states proved on a larger ball are reused on a
+smaller one (``known_states``).
+
 The radius-search shortcut: ``linear_lower_bound`` at radius ``R`` gives, for every
 ``eps' <= R`` without domain clipping, the sound row bound ``offset + lam · center -
 eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller balls), so
