@@ -11,6 +11,7 @@ from torch import nn
 from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.certify import SearchSettings, certified_radius
 from shallowcert.certify.newton import newton_search
+from shallowcert.certify.precision import rounding_margin
 from shallowcert.certify.search import Probe, bracket_search
 
 
@@ -122,3 +123,38 @@ def test_newton_on_a_network_reports_only_verified_radii() -> None:
                              domain=None).all())
     assert torch.equal(result.radius[returned_holds], result.newton_returned[returned_holds])
     assert math.isfinite(float(result.radius.sum()))
+
+
+def test_known_states_come_only_from_a_failed_larger_ball(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every evaluation given known states is below a radius at which that point failed,
+    and gets exactly the states proved there (or fewer: zeros for points without one)."""
+    import shallowcert.certify.radius as radius_module
+
+    calls = []
+    real = radius_module.linear_certificate
+
+    def recording(net, input_set, spec, *, method, known_states):
+        certificate = real(net, input_set, spec, method=method, known_states=known_states)
+        calls.append((input_set.center.clone(), input_set.eps.clone(), known_states, certificate))
+        return certificate
+
+    monkeypatch.setattr(radius_module, "linear_certificate", recording)
+    model = small_convnet(3)
+    x = torch.rand(16, 1, 6, 6, generator=torch.Generator().manual_seed(4))
+    result = certified_radius(model, x, dtype=torch.float64, settings=SearchSettings(rtol=0.01, atol=1e-6))
+    guard = 2 * rounding_margin(model.double()(x.double()))  # the search's threshold (radius module)
+    failed: dict[int, list[tuple[float, tuple[torch.Tensor, ...]]]] = {}
+    used = 0
+    for center, eps, known, certificate in calls:
+        rows = [int((x.double() == c).flatten(1).all(1).nonzero()) for c in center]
+        value = (certificate.offset + (certificate.coefficients * center.flatten(1).unsqueeze(1)).sum(-1)
+                 - eps.unsqueeze(1) * certificate.coefficients.abs().sum(-1)).min(1).values
+        for i, row in enumerate(rows):
+            if known is not None and any(bool((k[i] != 0).any()) for k in known):
+                used += 1
+                radius, states = min(failed[row], key=lambda item: item[0])
+                assert float(eps[i]) <= radius
+                assert all(torch.equal(k[i], s) for k, s in zip(known, states))
+            if value[i] <= guard[row]:
+                failed.setdefault(row, []).append((float(eps[i]), tuple(s[i] for s in certificate.states)))
+    assert used > 0 and bool((result.radius > 0).any())

@@ -70,6 +70,9 @@ class RadiusResult:
         return stats
 
 
+KNOWN_STATES_BYTES = 1 << 30  # the most memory the search keeps ReLU states in (one byte per neuron and point)
+
+
 class _KnownStates:
     """ReLU states proved by each point's smallest *failed* evaluation, and its radius.
 
@@ -83,6 +86,7 @@ class _KnownStates:
     def __init__(self, n: int) -> None:
         self.radius = torch.full((n,), math.inf, dtype=torch.float64)
         self.states: list[torch.Tensor] | None = None
+        self.enabled = True
 
     def valid_for(self, part: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
         if self.states is None:
@@ -92,9 +96,12 @@ class _KnownStates:
 
     def record(self, part: torch.Tensor, eps: torch.Tensor, states: tuple[torch.Tensor, ...],
                held: torch.Tensor) -> None:
-        if not states:
+        if not states or not self.enabled:
             return
         if self.states is None:
+            if len(self.radius) * sum(s[0].numel() for s in states) > KNOWN_STATES_BYTES:
+                self.enabled = False  # too many points x neurons to keep: every evaluation is fresh
+                return
             self.states = [s.new_zeros(len(self.radius), *s.shape[1:]) for s in states]
         update = ~held & (eps.double() < self.radius[part])
         rows = part[update]
