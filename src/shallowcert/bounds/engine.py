@@ -154,11 +154,12 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     searching downwards in radius. ``ibp`` ignores them. ``memory_budget`` as in
     :func:`lower_bounds`.
     """
-    positions = read_network(model, tuple(input_set.center.shape[1:]), input_set.center.dtype).relu_positions
+    network = read_network(model, tuple(input_set.center.shape[1:]), input_set.center.dtype)
+    positions = network.relu_positions
     if known_states is not None and method != "ibp":
-        if len(known_states) != len(positions) or any(len(t) != len(input_set.center) for t in known_states):
-            raise UserError(f"known_states must hold one state tensor per ReLU layer ({len(positions)}) "
-                            f"for every point ({len(input_set.center)})")
+        shapes = [(len(input_set.center), *network.steps[p].shape) for p in positions]
+        if [tuple(t.shape) for t in known_states] != shapes:
+            raise UserError(f"known_states must hold one state tensor per ReLU layer, shaped {shapes}")
     extra = () if known_states is None or method == "ibp" else tuple(known_states)
 
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
