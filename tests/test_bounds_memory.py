@@ -66,11 +66,12 @@ def test_non_positive_budget_is_a_user_error() -> None:
 
 _GROWTH_SCRIPT = textwrap.dedent("""
     import resource, sys, torch
-    from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+    from shallowcert.bounds import InputSet, chunks, lower_bounds, margin_spec
     from shallowcert.models import build
     torch.set_num_threads(2)
     torch.manual_seed(0)
     points, budget = int(sys.argv[1]), int(sys.argv[2])
+    chunks.CACHE_TARGET = 1 << 40  # only the budget limits the chunks here
     model = build(sys.argv[3], (1, 28, 28), 10).double().eval()
     x = torch.rand(points, 1, 28, 28, dtype=torch.float64)
     spec = margin_spec(torch.zeros(points, dtype=torch.int64), 10)
@@ -96,3 +97,17 @@ def test_big_batch_stays_within_the_memory_budget() -> None:
     # without a usable budget a larger batch really needs more than the budget (RSS growth varies
     # with the allocator, hence the margin of points rather than of bytes)
     assert _peak_growth(1000, 16 << 30) > budget
+
+
+def test_chunks_without_autograd_fit_the_cache_target_and_with_autograd_the_budget() -> None:
+    from shallowcert.bounds.chunks import CACHE_TARGET, points_per_chunk
+    from shallowcert.bounds.network import read_network
+    from shallowcert.bounds.plan import bytes_per_point, coefficient_bytes_per_point
+
+    network = read_network(build("wong-small", (1, 28, 28), 10).eval(), (1, 28, 28), torch.float32)
+    budget = 1 << 34
+    plain = points_per_chunk(network, 9, torch.float32, signs=1, autograd=False, budget=budget)
+    recorded = points_per_chunk(network, 9, torch.float32, signs=1, autograd=True, budget=budget)
+    per_point = coefficient_bytes_per_point(network, 9, 4, signs=1)
+    assert 1 <= plain and plain * per_point <= CACHE_TARGET < (plain + 1) * per_point
+    assert recorded == budget // bytes_per_point(network, 9, 4, signs=1, autograd=True) > plain

@@ -67,9 +67,8 @@ def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     return LayerPlan(False, dense)
 
 
-def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool) -> int:
-    """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
-    (times ``signs`` bounded directions) and the ``rows`` specification rows."""
+def _layers(network: Network, rows: int, signs: int) -> list[tuple[int, tuple[int, ...]]]:
+    """Per bounded layer: (rows per point, coefficient values per row at each affine step)."""
     layers = []
     for position in network.relu_positions:
         steps = network.steps[:position]
@@ -77,6 +76,17 @@ def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, a
             shape = network.steps[position].shape
             layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
     layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
+    return layers
+
+
+def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int) -> int:
+    """An upper bound of one point's share of the largest coefficient tensor (bytes)."""
+    return itemsize * max(count * max(sizes, default=1) for count, sizes in _layers(network, rows, signs))
+
+
+def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool) -> int:
+    """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
+    (times ``signs`` bounded directions) and the ``rows`` specification rows."""
     if autograd:
-        return itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in layers)
-    return itemsize * LIVE_COPIES * max(count * max(sizes, default=1) for count, sizes in layers)
+        return itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in _layers(network, rows, signs))
+    return LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs)
