@@ -32,6 +32,7 @@ METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 
 
 def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
+             known_states: tuple[torch.Tensor, ...] | None = None,
              ) -> tuple[Network, torch.Tensor, torch.Tensor, torch.Tensor]:
     if method not in METHODS:
         raise UserError(f"unknown bounds method '{method}' (choose from {', '.join(METHODS)})")
@@ -39,6 +40,10 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
     network = read_network(model, tuple(center.shape[1:]), center.dtype)
     if len(network.output_shape) != 1:
         raise UserError(f"the model must output a vector of logits, its output shape is {network.output_shape}")
+    if known_states is not None:
+        shapes = [(len(center), *network.steps[p].shape) for p in network.relu_positions]
+        if [tuple(t.shape) for t in known_states] != shapes:
+            raise UserError(f"known_states must hold one state tensor per ReLU layer, shaped {shapes}")
     spec = checked_spec(spec, points=center.shape[0], outputs=network.output_shape[0], dtype=center.dtype,
                         device=center.device)
     lower, upper = input_set.box()
@@ -80,17 +85,19 @@ def _records_gradients(model: nn.Module, input_set: InputSet, spec: torch.Tensor
 
 
 def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
-             compute: Callable[..., Outputs], budget: int | None, extra: tuple[torch.Tensor, ...] = ()) -> Outputs:
-    """``compute(network, spec, lower, upper, *extra)`` over chunks of points that fit ``budget``
-    bytes (``extra``: more per-point tensors to split alike)."""
-    network, spec, lower, upper = _prepare(model, input_set, spec, method)
+             compute: Callable[..., Outputs], budget: int | None,
+             known_states: tuple[torch.Tensor, ...] | None = None) -> Outputs:
+    """``compute(network, spec, lower, upper, *known_states)`` over chunks of points that fit
+    ``budget`` bytes (the known states, checked, are split alike)."""
+    network, spec, lower, upper = _prepare(model, input_set, spec, method, known_states)
     autograd = _records_gradients(model, input_set, spec)
     if method == "ibp":
         size = lower.shape[0]
     else:
         size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if method == "dual" else 2,
                                 autograd=autograd or method == "alpha-crown", budget=budget)
-    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *extra), size, autograd=autograd)
+    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *(known_states or ())), size,
+                     autograd=autograd)
 
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
@@ -154,26 +161,20 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     searching downwards in radius. ``ibp`` ignores them. ``memory_budget`` as in
     :func:`lower_bounds`.
     """
-    network = read_network(model, tuple(input_set.center.shape[1:]), input_set.center.dtype)
-    positions = network.relu_positions
-    if known_states is not None and method != "ibp":
-        shapes = [(len(input_set.center), *network.steps[p].shape) for p in positions]
-        if [tuple(t.shape) for t in known_states] != shapes:
-            raise UserError(f"known_states must hold one state tensor per ReLU layer, shaped {shapes}")
-    extra = () if known_states is None or method == "ibp" else tuple(known_states)
-
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
                 *known: torch.Tensor) -> Outputs:
         points, rows = spec.shape[:2]
         if method == "ibp":
             offset = _interval_bound(network, spec, lower, upper)
             return offset.new_zeros(points, rows, lower[0].numel()), offset
+        positions = network.relu_positions
         bound, bounds = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
                                       alpha_lr=alpha_lr, known=dict(zip(positions, known)) if known else None)
         states = states_of(bounds)
         return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions))
 
-    lam, offset, *states = _chunked(model, input_set, spec, method, compute, memory_budget, extra)
+    known = None if known_states is None or method == "ibp" else tuple(known_states)
+    lam, offset, *states = _chunked(model, input_set, spec, method, compute, memory_budget, known)
     return LinearCertificate(lam, offset, tuple(states))
 
 

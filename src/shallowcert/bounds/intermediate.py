@@ -22,7 +22,7 @@ from shallowcert.bounds.network import Network, Step
 from shallowcert.bounds.patches import patch_back_substitute
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
-from shallowcert.bounds.screen import Box, affine_box, relaxed_activation, screened_bounds
+from shallowcert.bounds.screen import Box, affine_box, packed, relaxed_activation, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -117,10 +117,8 @@ def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
     """
     flat = candidates.flatten(1)
     points, neurons = flat.shape
-    counts = flat.sum(1)
-    rows = int(counts.max())
-    order = torch.argsort((~flat).to(torch.int8), dim=1, stable=True)[:, :rows]
-    valid = torch.arange(rows, device=flat.device).unsqueeze(0) < counts.unsqueeze(1)
+    order, valid = packed(flat)
+    rows = order.shape[1]
     tail = max(relaxations, default=-1) + 1 if neurons <= points * rows else len(steps)
     if tail < len(steps):
         eye = torch.eye(neurons, dtype=mid.dtype, device=mid.device).reshape(1, neurons, *candidates.shape[1:])

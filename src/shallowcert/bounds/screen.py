@@ -49,6 +49,16 @@ def relaxed_activation(relaxation: Relaxation, centre: torch.Tensor, radius: tor
     return slope * centre + half, slope * radius + half
 
 
+def packed(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a bool ``mask`` ``(N, M)``: ``order`` ``(N, R)``, the columns of each row's True
+    entries first (in order), ``R`` the most True entries of any row; and ``valid`` ``(N, R)``,
+    which of them are True entries (the rest is padding)."""
+    counts = mask.sum(1)
+    width = int(counts.max())
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :width]
+    return order, torch.arange(width, device=mask.device).unsqueeze(0) < counts.unsqueeze(1)
+
+
 def _select(rows: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """``rows[n, order[n, j]]`` for ``rows`` ``(N, R, ...)`` and ``order`` ``(N, R')``."""
     return rows[torch.arange(len(order), device=order.device).unsqueeze(1), order]
@@ -77,14 +87,11 @@ def screened_bounds(steps: list[Step], lam: torch.Tensor, offset: torch.Tensor, 
         lower = lower.index_put((point[decided], slot[decided]), low[decided])
         upper = upper.index_put((point[decided], slot[decided]), high[decided])
         keep = valid & ~decided
-        counts = keep.sum(1)
-        kept = int(counts.max())
-        if kept == 0:
+        if not bool(keep.any()):
             return lower, upper
-        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :kept]
+        order, valid = packed(keep)
         lam, offset_lower, offset_upper = _select(lam, order), _select(offset_lower, order), _select(offset_upper, order)
-        slot, point = _select(slot, order), point[:, :kept]
-        valid = torch.arange(kept, device=valid.device).unsqueeze(0) < counts.unsqueeze(1)
+        slot, point = _select(slot, order), point[:, :order.shape[1]]
     bound = back_substitute(steps[:end], lam, relaxations)
     low, high = concretize(bound.coefficients, mid, rad)
     low, high = low + bound.offset_lower + offset_lower, high + bound.offset_upper + offset_upper
