@@ -6,8 +6,9 @@ Same inputs, one run, 2 threads, ``wong-small`` on Fashion-MNIST (trained for
 1. certified radius of the predicted class for the first ``--points`` test points (all 10,000
    by default) with our bracketing search (dual bounds, float32, shortcut, known ReLU states
    below a failed radius) — mean radius, seconds, evaluations; then every radius is
-   re-evaluated freshly by our engine, and the first ``--baseline-points`` by
-   convex_adversarial, counting failures;
+   re-evaluated freshly by our engine, the first ``--baseline-points`` by
+   convex_adversarial, counting failures, and the first ``--pgd-points`` attacked by PGD at
+   their own radius (none may break);
 2. the thesis' Newton method on convex_adversarial's ``DualNetwork`` (scalar eps, one point
    at a time, derivative by forward difference) on the first ``--baseline-points`` of the
    same points — mean radius, seconds, and how many of its radii fail re-verification;
@@ -33,6 +34,7 @@ from convex_adversarial import DualNetwork
 from convex_adversarial import robust_loss as ca_robust_loss
 
 from shallowcert import atomic
+from shallowcert.attacks import PGD
 from shallowcert.certify import SearchSettings, certified_radius
 from shallowcert.certify.verdict import margin_lower_bounds
 from shallowcert.data import load_dataset
@@ -88,6 +90,16 @@ def fresh_reverification_failures(model: torch.nn.Module, x: torch.Tensor, resul
     return int((bounds.min(dim=1).values <= 0).sum())
 
 
+def pgd_breaks(model: torch.nn.Module, x: torch.Tensor, predicted: torch.Tensor, radius: torch.Tensor,
+               ) -> tuple[int, int]:
+    """(points with radius > 0, how many of them PGD-100 with 3 random restarts breaks at
+    their own radius): a certified radius must never be broken."""
+    held = radius > 0
+    attack = PGD(steps=100, relative_step=0.1, random_start=True, restarts=3, seed=1)
+    result = attack(model, x[held], predicted[held], eps=radius[held].float(), early_stop=True)
+    return int(held.sum()), int(result.success.sum())
+
+
 def robust_epoch_seconds(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], eps: float,
                          loss_of) -> float:
     """Seconds for forward + backward + Adam step of ``loss_of(net, x, y)`` over ``batches``."""
@@ -108,6 +120,7 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--baseline-points", type=int, default=200)
+    parser.add_argument("--pgd-points", type=int, default=1000, help="radii attacked by PGD at their own value")
     parser.add_argument("--robust-eps", type=float, default=0.1)
     parser.add_argument("--robust-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=50)
@@ -130,6 +143,8 @@ def main() -> None:
     ours = certified_radius(model, x, labels=y, method="dual", dtype=torch.float32, settings=settings)
     m = min(args.baseline_points, args.points)
     fresh_failures = fresh_reverification_failures(model, x, ours, dataset.classes)
+    pgd_points, pgd_broken = pgd_breaks(model, x[:args.pgd_points], ours.predicted[:args.pgd_points],
+                                        ours.radius[:args.pgd_points])
     ca_failures = sum(ca_margin(model, x[i:i + 1], int(ours.predicted[i]), float(ours.radius[i]), dataset.classes)
                       <= 0 for i in range(m) if ours.radius[i] > 0)
     start = time.perf_counter()
@@ -153,6 +168,7 @@ def main() -> None:
         "tolerance": {"rtol": settings.rtol, "atol": settings.atol},
         "radius_ours": {**ours.summary(), "seconds_per_point": ours.seconds / args.points,
                         "fresh_reverification_failures": fresh_failures,
+                        "pgd_points": pgd_points, "pgd_broken_at_radius": pgd_broken,
                         "convex_adversarial_reverification_failures_first_baseline_points": ca_failures,
                         "extrapolated_10000_seconds": ours.seconds / args.points * 10000,
                         "mean_radius_first_baseline_points": float(ours_first.mean())},
@@ -181,6 +197,7 @@ def main() -> None:
     print(f"| radii failing re-verification by convex_adversarial (first {m}) | {ca_failures} | "
           f"{b['failures']} of {b['n']} |")
     print(f"| radii failing a fresh re-evaluation of ours (all {r['n']}) | {fresh_failures} | |")
+    print(f"| points broken by PGD-100 (3 restarts) at their certified radius | {pgd_broken} of {pgd_points} | |")
     print(f"| seconds for all {r['n']} points | {r['seconds']:.0f} | |")
     print(f"| 10,000 points (extrapolated, s) | {r['extrapolated_10000_seconds']:.0f} | "
           f"{b['extrapolated_10000_seconds']:.0f} |")
