@@ -9,7 +9,7 @@ from bounds_support import random_convnet, random_mlp
 from shallowcert.bounds import InputSet
 from shallowcert.bounds.intermediate import linear_bounds
 from shallowcert.bounds.network import read_network
-from shallowcert.bounds.screen import affine_box, relaxed_activation, screened_bounds
+from shallowcert.bounds.screen import activation_box, screened_bounds
 
 
 def _layer_setting(model: torch.nn.Module, x: torch.Tensor, eps: float):
@@ -21,12 +21,9 @@ def _layer_setting(model: torch.nn.Module, x: torch.Tensor, eps: float):
     positions = network.relu_positions
     screens, activation, after = {}, (mid, rad), 0
     for position in positions[:-1]:
-        centre, radius = affine_box(network.steps[after:position], *activation)
         lower, upper = bounds[position]
-        exact = (lower < 0) & (upper > 0)
-        centre = torch.where(exact, (lower + upper) / 2, centre)
-        radius = torch.where(exact, (upper - lower) / 2, radius)
-        activation = screens[position] = relaxed_activation(relaxations[position], centre, radius)
+        activation = screens[position] = activation_box(network.steps[after:position], activation,
+                                                        relaxations[position], lower, upper, (lower < 0) & (upper > 0))
         after = position + 1
     last = positions[-1]
     relaxations = {p: r for p, r in relaxations.items() if p < last}

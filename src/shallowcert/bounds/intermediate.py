@@ -22,7 +22,7 @@ from shallowcert.bounds.network import Network, Step
 from shallowcert.bounds.patches import patch_back_substitute
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
-from shallowcert.bounds.screen import Box, affine_box, packed, relaxed_activation, screened_bounds
+from shallowcert.bounds.screen import Box, activation_box, packed, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -75,22 +75,20 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         lower, upper = affine_interval(network.steps[start:position], *previous)
         lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
         candidates = unstable_mask(lower, upper)
-        if symmetric:
-            centre, radius = affine_box(network.steps[after:position], *activation)
+        computed = None
         if bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1):
+            computed = candidates
             if layer_plan(steps, tuple(lower.shape[1:])).patches:
                 tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric)
             else:
                 tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens)
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
-            if symmetric:
-                centre = torch.where(candidates, (lower + upper) / 2, centre)
-                radius = torch.where(candidates, (upper - lower) / 2, radius)
         bounds[position] = (lower, upper)
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
-            activation = screens[position] = relaxed_activation(relaxations[position], centre, radius)
+            activation = screens[position] = activation_box(network.steps[after:position], activation,
+                                                            relaxations[position], lower, upper, computed)
         start, previous, after = position, (lower, upper), position + 1
     return bounds, relaxations
 

@@ -35,7 +35,7 @@ from shallowcert.bounds.relaxation import Relaxation
 Box = tuple[torch.Tensor, torch.Tensor]  # (centre, radius), (N, *shape)
 
 
-def affine_box(steps: list[AffineMap], centre: torch.Tensor, radius: torch.Tensor) -> Box:
+def _affine_box(steps: list[AffineMap], centre: torch.Tensor, radius: torch.Tensor) -> Box:
     """``(c, r)`` through affine ``steps`` (no ReLU among them): ``(A c + b, |A| r)``."""
     for step in steps:
         centre = step.apply(centre) if step.bias is None else step.apply(centre) + step.bias
@@ -43,8 +43,18 @@ def affine_box(steps: list[AffineMap], centre: torch.Tensor, radius: torch.Tenso
     return centre, radius
 
 
-def relaxed_activation(relaxation: Relaxation, centre: torch.Tensor, radius: torch.Tensor) -> Box:
-    """The box of ``a = d z + δ`` for ``z`` in ``(c, r)``: ``(d c + t / 2, d r + t / 2)``."""
+def activation_box(steps: list[AffineMap], previous: Box, relaxation: Relaxation, lower: torch.Tensor,
+                   upper: torch.Tensor, computed: torch.Tensor | None) -> Box:
+    """The box of a ReLU's relaxed activations ``a = d z + δ``: ``(d c + t / 2, d r + t / 2)``.
+
+    ``(c, r)`` is ``previous`` (the last ReLU's activation box, or the input box) through the
+    affine ``steps``, replaced by ``((l + u) / 2, (u - l) / 2)`` where ``computed`` marks the
+    neurons whose dual bounds ``[l, u]`` were computed.
+    """
+    centre, radius = _affine_box(steps, *previous)
+    if computed is not None:
+        centre = torch.where(computed, (lower + upper) / 2, centre)
+        radius = torch.where(computed, (upper - lower) / 2, radius)
     slope, half = relaxation.upper_slope.squeeze(1), relaxation.upper_intercept.squeeze(1) / 2
     return slope * centre + half, slope * radius + half
 
