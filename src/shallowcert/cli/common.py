@@ -6,7 +6,10 @@ import argparse
 import json
 import math
 
+import torch
+
 from shallowcert.data import Dataset, load_dataset
+from shallowcert.device import DEVICE_CHOICES, resolve_device
 from shallowcert.errors import UserError
 from shallowcert.models import ModelDir, load_model
 
@@ -70,3 +73,12 @@ def positive_float(text: str) -> float:
 def print_json(obj: object) -> None:
     """The command's summary on stdout (the files it wrote are the real output)."""
     print(json.dumps(obj, indent=2))
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar=DEVICE_CHOICES,
+                        help="where to compute: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N")
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    return resolve_device(args.device)
