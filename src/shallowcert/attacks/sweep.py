@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from shallowcert import checks
 from shallowcert.attacks.base import IterativeAttack, evaluation_mode
+from shallowcert.device import batch_to, model_device
 from shallowcert.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,14 @@ class SweepResult:
 
 def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, attack: IterativeAttack,
                     eps_grid: Sequence[float], *, batch_size: int = 256,
-                    early_stop: bool = True) -> SweepResult:
+                    early_stop: bool = True, device: torch.device | None = None) -> SweepResult:
     """Untargeted robust accuracy of ``model`` at ``x`` (``(N, ...)`` in ``[0, 1]``), labels ``y``.
 
     ``eps_grid``: non-decreasing radii >= 0 in input units; ``batch_size``: points per
     attack call; ``early_stop``: keep each point's first adversarial iterate (see the
-    module docstring for why this and the shortcuts never weaken the attack).
+    module docstring for why this and the shortcuts never weaken the attack); ``device``: where
+    the attack runs (default: the model's device; the model is moved there in place). ``x`` and
+    ``y`` may stay on the CPU: each batch is moved; the per-point results are on the CPU.
     """
     checks.inputs_and_labels(x, y)
     grid = checks.increasing_grid(eps_grid)
@@ -100,20 +103,23 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, attack: IterativeAtt
     if x.shape[0] == 0:
         raise UserError("robust accuracy needs at least one point")
     started = time.perf_counter()
-    x, y = x.detach(), y.detach()
+    device = model_device(model) if device is None else device
+    model.to(device)
+    x, y = x.detach().cpu(), y.detach().cpu()
     with evaluation_mode(model), torch.no_grad():
-        predictions = torch.cat([model(chunk).argmax(dim=1) for chunk in x.split(batch_size)])
+        predictions = torch.cat([model(batch_to(chunk, device)).argmax(dim=1).cpu() for chunk in x.split(batch_size)])
     correct = predictions == y
     breaking = torch.where(correct, math.inf, 0.0).to(torch.float64)
-    generator = attack.new_generator(x.device)
+    generator = attack.new_generator(device)
     accuracies = []
     progress = tqdm(grid, desc=f"{type(attack).__name__} sweep", leave=False, unit="eps")
     for eps in progress:
         standing = torch.nonzero(torch.isinf(breaking)).squeeze(1)
         if eps > 0:
             for rows in standing.split(batch_size):
-                result = attack(model, x[rows], y[rows], eps=eps, early_stop=early_stop, generator=generator)
-                breaking[rows[result.success.to(rows.device)]] = eps
+                result = attack(model, batch_to(x[rows], device), batch_to(y[rows], device), eps=eps,
+                                early_stop=early_stop, generator=generator)
+                breaking[rows[result.success.cpu()]] = eps
         accuracies.append(float(torch.isinf(breaking).double().mean()))
         progress.set_postfix(eps=eps, robust=f"{accuracies[-1]:.3f}")
         log.debug("eps %.4g: robust accuracy %.4f (%d points attacked)", eps, accuracies[-1],
@@ -122,7 +128,7 @@ def robust_accuracy(model: nn.Module, x: Tensor, y: Tensor, attack: IterativeAtt
     seconds = time.perf_counter() - started
     log.info("%s: %d points, %d radii, %.1f s", description, x.shape[0], len(grid), seconds)
     return SweepResult(attack=description, n=int(x.shape[0]), eps=grid, robust_accuracy=accuracies,
-                       clean_accuracy=float(correct.double().mean()), seconds=seconds, breaking_eps=breaking.cpu())
+                       clean_accuracy=float(correct.double().mean()), seconds=seconds, breaking_eps=breaking)
 
 
 def parse_eps_grid(text: str) -> list[float]:

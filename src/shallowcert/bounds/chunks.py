@@ -33,7 +33,7 @@ def points_per_chunk(network: Network, rows: int, dtype: torch.dtype, *, signs: 
     budget = MEMORY_BUDGET if budget is None else budget
     if budget <= 0:
         raise UserError(f"memory_budget must be a positive number of bytes, got {budget}")
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     fits = budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd)
     if autograd:  # every chunk is recorded (and re-run in backward): fewer, larger chunks
         return max(1, fits)

@@ -37,7 +37,7 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
     if method not in METHODS:
         raise UserError(f"unknown bounds method '{method}' (choose from {', '.join(METHODS)})")
     center = input_set.center
-    network = read_network(model, tuple(center.shape[1:]), center.dtype)
+    network = read_network(model, tuple(center.shape[1:]), center.dtype, device=center.device)
     if len(network.output_shape) != 1:
         raise UserError(f"the model must output a vector of logits, its output shape is {network.output_shape}")
     if known_states is not None:

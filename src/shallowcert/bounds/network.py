@@ -9,6 +9,7 @@ in eval mode and ``AvgPool2d`` (as a per-channel convolution); ``Dropout`` in ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from shallowcert.bounds.affine import (
     ReshapeMap,
     ScaleMap,
 )
+from shallowcert.device import model_device
 from shallowcert.errors import UnsupportedLayerError, UserError
 from shallowcert.models.layers import Normalize
 
@@ -67,11 +69,12 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> Network:
+def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, *,
+                 device: torch.device | None = None) -> Network:
     """Convert ``model`` (an ``nn.Sequential``) for inputs of shape ``input_shape``.
 
-    Parameters are cast to ``dtype`` with differentiable ``.to`` calls, so gradients reach
-    the model's own parameters. Raises :class:`UserError` for NaN/inf parameters or shape
+    Parameters are cast to ``dtype`` (and moved to ``device``, default: the model's device)
+    with differentiable ``.to`` calls, so gradients reach the model's own parameters. Raises :class:`UserError` for NaN/inf parameters or shape
     mismatches and :class:`UnsupportedLayerError` for layers it cannot bound soundly.
     """
     if not isinstance(model, nn.Sequential):
@@ -79,10 +82,11 @@ def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
     for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise UserError(f"model tensor '{name}' contains NaN or infinite values")
+    device = model_device(model) if device is None else device
     steps: list[Step] = []
     shape = tuple(input_shape)
     for name, layer in _flat_layers(model):
-        step = _read_layer(name, layer, shape, dtype)
+        step = _read_layer(name, layer, shape, dtype, device)
         if step is not None:
             steps.append(step)
             shape = step.out_shape if isinstance(step, AffineMap) else step.shape
@@ -91,9 +95,10 @@ def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
     return Network(steps, tuple(input_shape))
 
 
-def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Step | None:
+def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
+                device: torch.device) -> Step | None:
     def cast(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(dtype)
+        return None if t is None else t.to(dtype=dtype, device=device)
 
     def need(dims: int) -> None:
         if len(shape) != dims:
@@ -129,32 +134,34 @@ def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torc
         std, mean = cast(layer.std), cast(layer.mean)
         return ScaleMap(1.0 / std, -mean / std, in_shape=shape)
     if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return _read_batchnorm(name, layer, shape, dtype)
+        return _read_batchnorm(name, layer, shape, cast)
     if isinstance(layer, nn.AvgPool2d):
         need(3)
-        return _read_avgpool(name, layer, shape, dtype)
+        return _read_avgpool(name, layer, shape, dtype, device)
     raise _refuse(name, layer, "supported are Linear, Conv2d, ReLU, Flatten, Normalize, BatchNorm (eval), "
                                "AvgPool2d, Dropout (eval), Identity")
 
 
-def _read_batchnorm(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> ScaleMap:
+def _read_batchnorm(name: str, layer: nn.Module, shape: tuple[int, ...],
+                    cast: Callable[[torch.Tensor], torch.Tensor]) -> ScaleMap:
     """Eval-mode BatchNorm ``y = (x - mean) / sqrt(var + eps) * w + b`` as ``s * x + t``."""
     dims = 3 if isinstance(layer, nn.BatchNorm2d) else 1
     if layer.training or layer.running_mean is None:
         raise _refuse(name, layer, "BatchNorm must be in eval mode with running statistics; call model.eval()")
     if len(shape) != dims or shape[0] != layer.num_features:
         raise UserError(f"layer {name} ({type(layer).__name__}) does not fit activation shape {shape}")
-    scale = torch.rsqrt(layer.running_var.to(dtype) + layer.eps)
+    scale = torch.rsqrt(cast(layer.running_var) + layer.eps)
     if layer.weight is not None:
-        scale = scale * layer.weight.to(dtype)
-    shift = -layer.running_mean.to(dtype) * scale
+        scale = scale * cast(layer.weight)
+    shift = -cast(layer.running_mean) * scale
     if layer.bias is not None:
-        shift = shift + layer.bias.to(dtype)
+        shift = shift + cast(layer.bias)
     view = (-1, 1, 1) if dims == 3 else (-1,)
     return ScaleMap(scale.reshape(view), shift.reshape(view), in_shape=shape)
 
 
-def _read_avgpool(name: str, layer: nn.AvgPool2d, shape: tuple[int, ...], dtype: torch.dtype) -> ConvMap:
+def _read_avgpool(name: str, layer: nn.AvgPool2d, shape: tuple[int, ...], dtype: torch.dtype,
+                  device: torch.device) -> ConvMap:
     """``AvgPool2d`` as a per-channel convolution with weights ``1 / (kh * kw)``."""
     kernel = _pair(layer.kernel_size)
     stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
@@ -162,5 +169,5 @@ def _read_avgpool(name: str, layer: nn.AvgPool2d, shape: tuple[int, ...], dtype:
     if layer.ceil_mode or layer.divisor_override is not None or (padding != (0, 0) and not layer.count_include_pad):
         raise _refuse(name, layer, "only ceil_mode=False, no divisor_override, and count_include_pad with padding")
     channels = shape[0]
-    weight = torch.full((channels, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=dtype)
+    weight = torch.full((channels, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=dtype, device=device)
     return ConvMap(weight, None, in_shape=shape, stride=stride, padding=padding, groups=channels)

@@ -41,7 +41,7 @@ def certification_area(radii: torch.Tensor, correct: torch.Tensor) -> Certificat
     values = radii.detach().to(torch.float64)
     order = torch.argsort(values, descending=True, stable=True)
     sorted_radii, sorted_correct = values[order], correct[order].bool()
-    ranks = torch.arange(1, len(values) + 1, dtype=torch.float64)
+    ranks = torch.arange(1, len(values) + 1, dtype=torch.float64, device=values.device)
     running = torch.cumsum(sorted_correct.double(), dim=0) / ranks
     return CertificationArea(
         radii=sorted_radii,

@@ -22,26 +22,32 @@ import torch
 from torch import nn
 
 from shallowcert.attacks import PGD, IterativeAttack
+from shallowcert.device import model_device
 
 
 def adversarial_distance(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, lower: torch.Tensor,
                          attack: IterativeAttack | None = None, rounds: int = 6, first: float = 1e-3,
-                         max_radius: float = 1.0) -> torch.Tensor:
+                         max_radius: float = 1.0, device: torch.device | None = None) -> torch.Tensor:
     """Smallest ``||x' - x||_inf`` over the adversarial examples found for each point (see module doc).
 
     ``lower`` (N,): the certified radii, where the search starts (the attack cannot succeed
     below them). Default attack: PGD, 40 steps of a quarter of the radius, early stop.
+    ``device``: where the attacks run (default: the model's device; the model is moved there
+    in place); the search state and the result (N,) stay on the CPU.
     """
     attack = attack or PGD(steps=40, relative_step=0.25, random_start=False)
-    x, lower = x.float(), lower.double()
+    device = model_device(model) if device is None else device
+    model.to(device)
+    x, labels, lower = x.float().cpu(), labels.cpu(), lower.double().cpu()
     upper = torch.full((len(x),), math.inf, dtype=torch.float64)
     failed = lower.clone()                      # largest radius at which the attack failed
     eps = torch.clamp(2 * lower, min=first)
 
     def run(index: torch.Tensor, radius: torch.Tensor) -> None:
-        result = attack(model, x[index], labels[index], eps=radius.float(), early_stop=True)
-        hit = result.success
-        found = result.perturbation.double()
+        result = attack(model, x[index].to(device), labels[index].to(device), eps=radius.float().to(device),
+                        early_stop=True)
+        hit = result.success.cpu()
+        found = result.perturbation.double().cpu()
         upper[index[hit]] = torch.minimum(upper[index[hit]], found[hit])
         failed[index[~hit]] = torch.maximum(failed[index[~hit]], radius[~hit])
 

@@ -51,13 +51,18 @@ def _value_and_slope(margin: MarginFn, index: torch.Tensor, eps: torch.Tensor) -
     return value.detach(), slope.detach()
 
 
-def newton_search(margin: MarginFn, n: int, *, dtype: torch.dtype, settings: SearchSettings) -> NewtonOutcome:
-    """Run the Newton iteration (module docstring) for ``n`` points, then re-verify."""
-    eps = torch.zeros(n, dtype=dtype)
-    best = torch.full((n,), -1.0, dtype=dtype)   # largest radius evaluated with g > 0
-    held_at_zero = torch.zeros(n, dtype=torch.bool)
-    evaluations = torch.zeros(n, dtype=torch.long)
-    active = torch.ones(n, dtype=torch.bool)
+def newton_search(margin: MarginFn, n: int, *, dtype: torch.dtype, settings: SearchSettings,
+                  device: torch.device | str = "cpu") -> NewtonOutcome:
+    """Run the Newton iteration (module docstring) for ``n`` points, then re-verify.
+
+    The state, the arguments of ``margin`` and the outcome live on ``device`` (where
+    ``margin`` must return its values).
+    """
+    eps = torch.zeros(n, dtype=dtype, device=device)
+    best = torch.full((n,), -1.0, dtype=dtype, device=device)   # largest radius evaluated with g > 0
+    held_at_zero = torch.zeros(n, dtype=torch.bool, device=device)
+    evaluations = torch.zeros(n, dtype=torch.long, device=device)
+    active = torch.ones(n, dtype=torch.bool, device=device)
     rounds = 0
     while bool(active.any()) and rounds < settings.max_rounds:
         index = torch.nonzero(active).squeeze(1)
@@ -77,7 +82,7 @@ def newton_search(margin: MarginFn, n: int, *, dtype: torch.dtype, settings: Sea
         active[index] = held_at_zero[index] & usable & ~converged
     returned = torch.where(held_at_zero, eps, torch.zeros_like(eps))
     verify_index = torch.nonzero(held_at_zero).squeeze(1)
-    verified = torch.zeros(n, dtype=torch.bool)
+    verified = torch.zeros(n, dtype=torch.bool, device=device)
     if verify_index.numel():
         with torch.no_grad():
             verified[verify_index] = margin(verify_index, returned[verify_index]) > 0

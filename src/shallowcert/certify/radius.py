@@ -35,6 +35,7 @@ from shallowcert.certify.precision import dtype_name, model_in_dtype, rounding_m
 from shallowcert.certify.search import Probe, SearchSettings, bracket_search
 from shallowcert.certify.shortcut import affine_zero
 from shallowcert.certify.verdict import Domain, check_method, margin_lower_bounds
+from shallowcert.device import model_device
 from shallowcert.errors import UserError
 
 SEARCHES = ("bisect", "newton")
@@ -83,8 +84,8 @@ class _KnownStates:
     prove nothing for the larger balls the search goes on to.)
     """
 
-    def __init__(self, n: int) -> None:
-        self.radius = torch.full((n,), math.inf, dtype=torch.float64)
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.radius = torch.full((n,), math.inf, dtype=torch.float64, device=device)
         self.states: list[torch.Tensor] | None = None
         self.enabled = True
 
@@ -118,7 +119,8 @@ def _pieces(index: torch.Tensor, size: int) -> list[tuple[torch.Tensor, slice]]:
 def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor | None = None,
                      method: str = "dual", domain: Domain = None,
                      dtype: torch.dtype = torch.float32, search: str = "bisect",
-                     settings: SearchSettings = SearchSettings(), batch_size: int = 512) -> RadiusResult:
+                     settings: SearchSettings = SearchSettings(), batch_size: int = 512,
+                     device: torch.device | None = None) -> RadiusResult:
     """Certified radius of the predicted class for every point of ``x`` (N, C, H, W in [0, 1]).
 
     ``labels`` (optional, (N,)) only fill ``correct``; the radius is always that of the
@@ -126,7 +128,9 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
 
     ``method``: bound method of the engine; ``domain``: ``(lo, hi)`` to intersect the balls
     with, or None; ``dtype``: float32 or float64 (a cast copy of the model is used);
-    ``search``: ``"bisect"`` (bracketing with the affine shortcut) or ``"newton"``.
+    ``search``: ``"bisect"`` (bracketing with the affine shortcut) or ``"newton"``;
+    ``device``: where the points, the search state and the bounds live (default: the model's
+    device; the model is moved there in place). The result's tensors are on the CPU.
     """
     check_method(method)
     if search not in SEARCHES:
@@ -139,13 +143,15 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     else:
         inputs_and_labels(x, labels)
     start = time.perf_counter()
-    net = model_in_dtype(model, dtype)
-    points = x.to(dtype)
+    device = model_device(model) if device is None else device
+    net = model_in_dtype(model.to(device), dtype)
+    points = x.to(device=device, dtype=dtype)
     with torch.no_grad():
         logits = torch.cat([net(points[i:i + batch_size]) for i in range(0, len(points), batch_size)])
     predicted, classes = logits.argmax(dim=1), logits.shape[1]
     if labels is not None:
         labels_within(labels, classes)
+        labels = labels.to(device)
 
     # held: every margin bound above two rounding margins, so the radius re-certifies in
     # certify_points (one margin) whatever the order of summation (precision.rounding_margin)
@@ -157,7 +163,7 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
                   for part, pos in _pieces(index, batch_size)]
         return torch.cat(bounds)
 
-    known = _KnownStates(len(points))
+    known = _KnownStates(len(points), device)
 
     def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
         values, zeros = [], []
@@ -177,12 +183,12 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
         return Probe(value > 0, value, None if method == "ibp" else torch.cat(zeros))
 
     if search == "bisect":
-        outcome = bracket_search(probe, len(points), dtype=dtype, settings=settings)
+        outcome = bracket_search(probe, len(points), dtype=dtype, settings=settings, device=device)
         failures, returned = None, None
     else:
-        outcome = newton_search(margins, len(points), dtype=dtype, settings=settings)
-        failures, returned = outcome.failures, outcome.returned
-    correct = None if labels is None else predicted == labels
-    return RadiusResult(outcome.radius, predicted, correct, outcome.evaluations, outcome.rounds, search, method, domain,
-                        dtype_name(dtype), time.perf_counter() - start, failures, returned)
+        outcome = newton_search(margins, len(points), dtype=dtype, settings=settings, device=device)
+        failures, returned = outcome.failures, outcome.returned.cpu()
+    correct = None if labels is None else (predicted == labels).cpu()
+    return RadiusResult(outcome.radius.cpu(), predicted.cpu(), correct, outcome.evaluations.cpu(), outcome.rounds,
+                        search, method, domain, dtype_name(dtype), time.perf_counter() - start, failures, returned)
 

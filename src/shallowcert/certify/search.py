@@ -95,19 +95,24 @@ class SearchOutcome:
     rounds: int                # batched evaluations
 
 
-def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: SearchSettings) -> SearchOutcome:
-    """Run the bracketing search (module docstring) for ``n`` points with ``probe``."""
-    lo = torch.full((n,), -1.0, dtype=dtype)              # -1: nothing held yet
-    hi = torch.full((n,), math.inf, dtype=dtype)
-    g_lo = torch.zeros(n, dtype=dtype)
-    g_hi = torch.zeros(n, dtype=dtype)
-    prev = torch.full((n,), math.nan, dtype=dtype)        # the success before lo, and its g
-    g_prev = torch.full((n,), math.nan, dtype=dtype)
-    last_held = torch.zeros(n, dtype=torch.bool)
-    eps = torch.zeros(n, dtype=dtype)                       # the first evaluation is at radius 0
-    stalls = torch.zeros(n, dtype=torch.long)
-    evaluations = torch.zeros(n, dtype=torch.long)
-    active = torch.ones(n, dtype=torch.bool)
+def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: SearchSettings,
+                   device: torch.device | str = "cpu") -> SearchOutcome:
+    """Run the bracketing search (module docstring) for ``n`` points with ``probe``.
+
+    The search state, the indices and radii passed to ``probe`` and the outcome live on
+    ``device``, which must be where ``probe`` returns its tensors.
+    """
+    lo = torch.full((n,), -1.0, dtype=dtype, device=device)              # -1: nothing held yet
+    hi = torch.full((n,), math.inf, dtype=dtype, device=device)
+    g_lo = torch.zeros(n, dtype=dtype, device=device)
+    g_hi = torch.zeros(n, dtype=dtype, device=device)
+    prev = torch.full((n,), math.nan, dtype=dtype, device=device)        # the success before lo, and its g
+    g_prev = torch.full((n,), math.nan, dtype=dtype, device=device)
+    last_held = torch.zeros(n, dtype=torch.bool, device=device)
+    eps = torch.zeros(n, dtype=dtype, device=device)                       # the first evaluation is at radius 0
+    stalls = torch.zeros(n, dtype=torch.long, device=device)
+    evaluations = torch.zeros(n, dtype=torch.long, device=device)
+    active = torch.ones(n, dtype=torch.bool, device=device)
     rounds = 0
     while bool(active.any()) and rounds < settings.max_rounds:
         index = torch.nonzero(active).squeeze(1)

@@ -23,6 +23,7 @@ from torch import nn
 from shallowcert.checks import epsilon_per_point, inputs_and_labels, labels_within, non_negative_float
 from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
 from shallowcert.certify.precision import dtype_name, model_in_dtype, rounding_margin
+from shallowcert.device import model_device
 from shallowcert.errors import UserError
 
 Domain = tuple[float, float] | None
@@ -79,28 +80,35 @@ class Verdict:
 
 def certify_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
                    domain: Domain = None, dtype: torch.dtype = torch.float32,
-                   batch_size: int = 256) -> Verdict:
-    """Certify every point of ``x`` (N, C, H, W in [0, 1]) for its label ``y`` at radius ``eps``."""
+                   batch_size: int = 256, device: torch.device | None = None) -> Verdict:
+    """Certify every point of ``x`` (N, C, H, W in [0, 1]) for its label ``y`` at radius ``eps``.
+
+    Each batch is moved to ``device`` (default: the model's device; the model is moved there
+    in place); the verdict's tensors are on the CPU.
+    """
     check_method(method)
     radius = non_negative_float("epsilon", eps)
     inputs_and_labels(x, y)
     if len(x) == 0:
         raise UserError("no points to certify")
-    net = model_in_dtype(model, dtype)
+    device = model_device(model) if device is None else device
+    net = model_in_dtype(model.to(device), dtype)
     correct, certified = [], []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size].to(dtype), y[start:start + batch_size]
+            xb = x[start:start + batch_size].to(device=device, dtype=dtype)
+            yb = y[start:start + batch_size].to(device)
             logits = net(xb)
             labels_within(yb, logits.shape[1])
             bounds = margin_lower_bounds(net, xb, yb, epsilon_per_point(radius, xb), method=method, domain=domain,
                                          classes=logits.shape[1])
-            correct.append(logits.argmax(dim=1) == yb)
-            certified.append((bounds > rounding_margin(logits).unsqueeze(1)).all(dim=1))
+            correct.append((logits.argmax(dim=1) == yb).cpu())
+            certified.append((bounds > rounding_margin(logits).unsqueeze(1)).all(dim=1).cpu())
     return Verdict(radius, method, domain, dtype_name(dtype), torch.cat(correct), torch.cat(certified))
 
 
 def robust_error_bound(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
-                       domain: Domain = None, dtype: torch.dtype = torch.float32) -> float:
+                       domain: Domain = None, dtype: torch.dtype = torch.float32,
+                       device: torch.device | None = None) -> float:
     """Fraction of points misclassified or not certified for their true label at ``eps`` (see module doc)."""
-    return certify_points(model, x, y, eps, method=method, domain=domain, dtype=dtype).robust_error_bound
+    return certify_points(model, x, y, eps, method=method, domain=domain, dtype=dtype, device=device).robust_error_bound

@@ -18,8 +18,9 @@ from typing import Any
 from shallowcert import atomic
 from shallowcert.attacks import (ATTACKS, IterativeAttack, SweepResult, make_attack, parse_eps_grid,
                                  plot_robust_accuracy, robust_accuracy)
-from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
-                                    non_negative_float, positive_float, positive_int, print_json)
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, add_model_argument, check_compatible,
+                                    dataset_from_args, device_from_args, non_negative_float, positive_float,
+                                    positive_int, print_json)
 from shallowcert.models import load_model
 
 # Attack options settable from the command line (flag name = option name with dashes).
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="attack only the first N points")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--out", required=True, help="directory for attack.json, attack.csv and attack.png")
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -55,9 +57,10 @@ def attack_from_args(args: argparse.Namespace) -> IterativeAttack:
 
 
 def run(args: argparse.Namespace) -> int:
+    device = device_from_args(args)
     attack = attack_from_args(args)
     grid = parse_eps_grid(args.eps)
-    models = [load_model(path) for path in args.model]
+    models = [load_model(path, device=device) for path in args.model]
     dataset = dataset_from_args(args)
     for loaded in models:
         check_compatible(loaded, dataset)

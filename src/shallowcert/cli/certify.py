@@ -26,9 +26,11 @@ from shallowcert.certify.table import write_radii_csv
 from shallowcert.certify.verdict import check_method
 from shallowcert.cli.common import (
     add_dataset_arguments,
+    add_device_argument,
     add_model_argument,
     check_compatible,
     dataset_from_args,
+    device_from_args,
     model_from_args,
     positive_int,
     print_json,
@@ -51,10 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", help="float32 or float64")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--out", required=True, help="output directory")
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device = device_from_args(args)
     eps = non_negative_float("--eps", args.eps)
     check_method(args.method)
     dtype = parse_dtype(args.dtype)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown --radius-search '{args.radius_search}' (choose from {', '.join(SEARCHES)})")
     if args.attack_radius and not args.radius:
         raise UserError("--attack-radius needs --radius")
-    loaded = model_from_args(args)
+    loaded = model_from_args(args, device=device)
     dataset = dataset_from_args(args)
     check_compatible(loaded, dataset)
     split = dataset.test.head(args.limit)

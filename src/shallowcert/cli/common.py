@@ -32,8 +32,9 @@ def add_model_argument(parser: argparse.ArgumentParser, *, repeat: bool = False)
         parser.add_argument("--model", required=True, metavar="DIR", help="model directory")
 
 
-def model_from_args(args: argparse.Namespace) -> ModelDir:
-    return load_model(args.model)
+def model_from_args(args: argparse.Namespace, *, device: torch.device | None = None) -> ModelDir:
+    """The model directory ``--model``, read on the CPU and moved to ``device``."""
+    return load_model(args.model, device=device)
 
 
 def check_compatible(model: ModelDir, dataset: Dataset) -> None:

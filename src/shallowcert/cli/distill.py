@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shallowcert.cli.common import (add_dataset_arguments, check_compatible, dataset_from_args, positive_float,
-                                    positive_int, print_json)
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, check_compatible, dataset_from_args,
+                                    device_from_args, positive_float, positive_int, print_json)
 from shallowcert.cli.train import add_fit_arguments, fit_config_from_args, save_trained
 from shallowcert.distill import METHODS, TRANSFER_SETS, DistillMethod, distill_student, transfer_set
 from shallowcert.models import load_model
@@ -36,20 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="student model directory to write")
     add_dataset_arguments(p)
     add_fit_arguments(p)
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device = device_from_args(args)
     expand(args.student)  # reject a bad spec before loading data
     method = DistillMethod(args.method, temperature=args.temperature, alpha=args.alpha, eps=args.eps,
                            attack_steps=args.attack_steps, step_size=args.step_size)
     config = fit_config_from_args(args)
-    teacher = load_model(args.teacher)
+    teacher = load_model(args.teacher, device=device)
     dataset = dataset_from_args(args)
     check_compatible(teacher, dataset)
     cache_dir = Path(args.cache_dir) if args.cache_dir else Path(args.teacher) / CACHE_FOLDER
     student, result = distill_student(teacher.model, args.student, dataset, method=method, config=config,
-                                      transfer=args.transfer, cache_dir=cache_dir, limit=args.limit_train)
+                                      transfer=args.transfer, cache_dir=cache_dir, limit=args.limit_train,
+                                      device=device)
     metrics = save_trained(args.out, student, spec=args.student, dataset=dataset, result=result, config=config,
                            trainer="distillation", teacher=str(args.teacher), teacher_spec=teacher.spec,
                            **method.settings(), transfer=args.transfer,

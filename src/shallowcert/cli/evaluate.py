@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from shallowcert import atomic
-from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
-                                    model_from_args, print_json)
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, add_model_argument, check_compatible,
+                                    dataset_from_args, device_from_args, model_from_args, print_json)
 from shallowcert.training import accuracy, per_class_accuracy
 
 
@@ -16,11 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_dataset_arguments(p)
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = model_from_args(args)
+    loaded = model_from_args(args, device=device_from_args(args))
     dataset = dataset_from_args(args)
     check_compatible(loaded, dataset)
     split = getattr(dataset, args.split)

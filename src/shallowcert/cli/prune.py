@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 
 from shallowcert import atomic
-from shallowcert.cli.common import (add_dataset_arguments, add_model_argument, check_compatible, dataset_from_args,
-                                    model_from_args, non_negative_float, print_json)
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, add_model_argument, check_compatible,
+                                    dataset_from_args, device_from_args, model_from_args, non_negative_float,
+                                    print_json)
 from shallowcert.models import describe, save_model
 from shallowcert.prune import RULES, make_plan, plot_filter_norms, pruning_report, remove_filters, search_pruning
 
@@ -47,11 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rule.add_argument("--threshold", type=layer_values, default=None,
                       help="remove the filters whose L1 norm is below this value")
     p.add_argument("--out", required=True, help="directory to write the pruned model and its report to")
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = model_from_args(args)
+    loaded = model_from_args(args, device=device_from_args(args))
     dataset = dataset_from_args(args)
     check_compatible(loaded, dataset)
     model, shape = loaded.model, dataset.input_shape

@@ -10,7 +10,8 @@ import argparse
 
 from shallowcert.checks import non_negative_float
 from shallowcert.certify.verdict import check_method
-from shallowcert.cli.common import add_dataset_arguments, dataset_from_args, positive_int, print_json
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, dataset_from_args, device_from_args,
+                                    positive_int, print_json)
 from shallowcert.cli.train import add_fit_arguments, fit_config_from_args
 from shallowcert.models import save_model
 from shallowcert.models.spec import expand
@@ -33,10 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit-val", type=positive_int, default=500, metavar="N",
                    help="validation points whose certified accuracy picks the epoch kept")
     p.add_argument("--limit-eval", type=positive_int, default=None, metavar="N", help="first N test points")
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device = device_from_args(args)
     expand(args.model)  # reject a bad spec before loading data
     eps = non_negative_float("--eps", args.eps)
     check_method(args.method)
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = fit_config_from_args(args)
     dataset = dataset_from_args(args)
     domain = (0.0, 1.0) if args.domain_clip else None
-    model = build_seeded(args.model, dataset, args.seed)
+    model = build_seeded(args.model, dataset, args.seed).to(device)
     validate = certified_accuracy_on(dataset.val.head(args.limit_val), eps, method=args.method, domain=domain)
     result = robust_fit(model, dataset.train.head(args.limit_train), schedule=schedule, config=config,
                         validate=validate, method=args.method, domain=domain)

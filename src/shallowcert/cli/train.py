@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from shallowcert.cli.common import add_dataset_arguments, dataset_from_args, positive_float, positive_int, print_json
+from shallowcert.cli.common import (add_dataset_arguments, add_device_argument, dataset_from_args, device_from_args,
+                                    positive_float, positive_int, print_json)
 from shallowcert.models import save_model
 from shallowcert.models.spec import expand
 from shallowcert.data import Dataset
@@ -50,14 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="SPEC", help="architecture spec, e.g. scnn2:16-32 or wong-small")
     p.add_argument("--out", required=True, help="model directory to write")
     add_fit_arguments(p)
+    add_device_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device = device_from_args(args)
     expand(args.model)  # reject a bad spec before loading data
     config = fit_config_from_args(args)
     dataset = dataset_from_args(args)
-    model, result = train_classifier(args.model, dataset, config)
+    model, result = train_classifier(args.model, dataset, config, device=device)
     metrics = save_trained(args.out, model, spec=args.model, dataset=dataset, result=result, config=config,
                            trainer="cross-entropy")
     print_json({k: metrics[k] for k in ("val_accuracy", "test_accuracy", "best_epoch", "train_seconds")})

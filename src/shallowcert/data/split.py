@@ -8,6 +8,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from shallowcert.device import batch_to
+
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1] (``x / 255``)."""
@@ -45,13 +47,15 @@ class Split:
         """All images as float32 in [0, 1]."""
         return to_float(self.images)
 
-    def batches(self, batch_size: int, *, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(x float32 in [0, 1], y int64)`` batches, optionally in a seeded random order."""
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                device: torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x float32 in [0, 1], y int64)`` batches, optionally in a seeded random order
+        (drawn on the CPU), each moved to ``device`` (default: the CPU) as uint8 and converted there."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        device = torch.device("cpu") if device is None else device
         for start in range(0, len(self), batch_size):
             index = order[start:start + batch_size]
-            yield to_float(self.images[index]), self.labels[index]
+            yield to_float(batch_to(self.images[index], device)), batch_to(self.labels[index], device)
 
 
 def carve_validation(train: Split, val_size: int, seed: int) -> tuple[Split, Split]:

@@ -26,6 +26,7 @@ from torch import nn
 from shallowcert.atomic import atomic_path
 from shallowcert.attacks.base import evaluation_mode
 from shallowcert.data import to_float
+from shallowcert.device import batch_to, model_device
 from shallowcert.distill.transfer import TransferSet
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,13 @@ def cache_key(identity: dict[str, str]) -> str:
 
 @torch.no_grad()
 def compute_logits(teacher: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Teacher logits (float32, N x K) for uint8 images, in eval mode (each module's mode restored)."""
+    """Teacher logits (float32, N x K, on the CPU) for uint8 images (on the CPU), computed on the
+    teacher's device in eval mode (each module's mode restored)."""
+    device = model_device(teacher)
     with evaluation_mode(teacher):
-        parts = [teacher(to_float(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
-    return torch.cat(parts).to(torch.float32)
+        parts = [teacher(to_float(batch_to(images[i:i + batch_size], device)))
+                 for i in range(0, len(images), batch_size)]
+    return torch.cat(parts).to(dtype=torch.float32, device="cpu")
 
 
 def _read_cached(path: Path, identity: dict[str, str]) -> torch.Tensor | None:
@@ -71,9 +75,9 @@ def _read_cached(path: Path, identity: dict[str, str]) -> torch.Tensor | None:
 
 def teacher_logits(teacher: nn.Module, transfer: TransferSet, *, cache_dir: str | Path | None,
                    batch_size: int = 1024) -> torch.Tensor:
-    """The teacher's logits on every transfer image, from ``cache_dir`` when cached there.
+    """The teacher's logits on every transfer image (on the CPU), from ``cache_dir`` when cached there.
 
-    With ``cache_dir=None`` they are computed and not stored.
+    They are computed on the teacher's device; with ``cache_dir=None`` they are not stored.
     """
     if cache_dir is None:
         return compute_logits(teacher, transfer.images, batch_size=batch_size)

@@ -41,7 +41,10 @@ class ModelDir:
 
 def save_model(path: str | Path, model: nn.Sequential, *, spec: str, input_shape: Sequence[int],
                classes: int, metrics: dict[str, Any] | None = None) -> Path:
-    """Write a model directory atomically (the whole directory appears at once)."""
+    """Write a model directory atomically (the whole directory appears at once).
+
+    The weights are written from CPU copies, whatever device ``model`` is on.
+    """
     architecture = describe(model)
     config = {
         "format": FORMAT,
@@ -60,8 +63,12 @@ def save_model(path: str | Path, model: nn.Sequential, *, spec: str, input_shape
     return Path(path)
 
 
-def load_model(path: str | Path) -> ModelDir:
-    """Load a model directory written by :func:`save_model` (eval mode, float32)."""
+def load_model(path: str | Path, *, device: torch.device | None = None) -> ModelDir:
+    """Load a model directory written by :func:`save_model` (eval mode, float32).
+
+    The weights are read on the CPU, then the model is moved to ``device`` (default: stays
+    on the CPU).
+    """
     root = Path(path)
     config_path, weights_path = root / CONFIG, root / WEIGHTS
     for p in (config_path, weights_path):
@@ -81,6 +88,8 @@ def load_model(path: str | Path) -> ModelDir:
     metrics_path = root / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     model.eval()
+    if device is not None:
+        model.to(device)
     return ModelDir(model, config.get("spec", architecture), tuple(input_shape), int(classes), metrics)
 
 

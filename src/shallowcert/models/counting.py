@@ -38,7 +38,8 @@ def layer_costs(model: nn.Sequential, input_shape: Sequence[int]) -> list[LayerC
     costs: list[LayerCost] = []
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, *input_shape, dtype=next(model.parameters()).dtype)
+    first = next(model.parameters())
+    x = torch.zeros(1, *input_shape, dtype=first.dtype, device=first.device)
     with torch.no_grad():
         for i, layer in enumerate(model):
             y = layer(x)

@@ -21,7 +21,7 @@ def plot_filter_norms(model: nn.Sequential, plan: Mapping[int, tuple[int, ...]],
     """Write one histogram per conv layer of ``model`` (before pruning) into ``out_dir``."""
     paths = []
     for index in conv_indices(model):
-        norms = filter_l1_norms(model[index])
+        norms = filter_l1_norms(model[index]).cpu()
         removed = torch.zeros(len(norms), dtype=torch.bool)
         removed[list(plan.get(index, ()))] = True
         fig, ax = new_figure()

@@ -18,9 +18,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from shallowcert.data import Split
+from shallowcert.device import model_device
 from shallowcert.errors import UserError
 from shallowcert.prune.plan import PrunePlan
 from shallowcert.prune.ranking import conv_indices, weakest_filters
@@ -43,10 +45,15 @@ class SearchResult:
 
 
 def search_pruning(model: nn.Sequential, val: Split, *, input_shape: Sequence[int], max_drop: float = 0.0,
-                   batch_size: int = 512) -> SearchResult:
-    """Greedy per-layer bisection (module docstring) for the largest plan within ``max_drop``."""
+                   batch_size: int = 512, device: torch.device | None = None) -> SearchResult:
+    """Greedy per-layer bisection (module docstring) for the largest plan within ``max_drop``.
+
+    Every candidate is evaluated on ``device`` (default: the model's device; the model is
+    moved there in place).
+    """
     if not 0.0 <= max_drop <= 1.0:
         raise UserError(f"the accuracy drop tolerance must be in [0, 1], got {max_drop}")
+    model.to(model_device(model) if device is None else device)
     baseline = accuracy(model, val, batch_size=batch_size)
     floor = baseline - max_drop - ROUNDING
     plan: PrunePlan = {}

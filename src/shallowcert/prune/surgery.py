@@ -27,14 +27,16 @@ from shallowcert.prune.plan import check_plan
 
 def remove_filters(model: nn.Sequential, plan: Mapping[int, tuple[int, ...]], *,
                    input_shape: Sequence[int]) -> nn.Sequential:
-    """A pruned copy of ``model`` without the filters of ``plan`` (``model`` is not changed)."""
+    """A pruned copy of ``model`` without the filters of ``plan`` (``model`` is not changed),
+    on ``model``'s device."""
     if not isinstance(model, nn.Sequential):
         raise UserError(f"pruning needs an nn.Sequential model, got {type(model).__name__}")
     check_plan(model, plan)
     pruned = copy.deepcopy(model)
     was_training = pruned.training
     pruned.eval()
-    example = torch.zeros(1, *input_shape, dtype=next(pruned.parameters()).dtype)
+    first = next(pruned.parameters())
+    example = torch.zeros(1, *input_shape, dtype=first.dtype, device=first.device)
     with torch.enable_grad():
         graph = torch_pruning.DependencyGraph().build_dependency(pruned, example_inputs=example)
         for index, removed in sorted(plan.items()):

@@ -17,18 +17,21 @@ from torch import nn
 
 from shallowcert.attacks import PGD
 from shallowcert.certify.verdict import Domain, certify_points
+from shallowcert.device import model_device
 
 
 def robustness_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
                        domain: Domain = None, attack: PGD | None = None,
-                       dtype: torch.dtype = torch.float32) -> dict[str, object]:
+                       dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> dict[str, object]:
     """Clean error, PGD error and robust error bound at ``eps`` (see the module docstring).
 
     Default attack: PGD with 40 steps of ``eps / 4`` from a random start, one restart.
+    ``device``: where to compute (default: the model's device; the model is moved there).
     """
-    verdict = certify_points(model, x, y, eps, method=method, domain=domain, dtype=dtype)
+    device = model_device(model) if device is None else device
+    verdict = certify_points(model, x, y, eps, method=method, domain=domain, dtype=dtype, device=device)
     attack = attack or PGD(steps=40, relative_step=0.25, random_start=True)
-    broken = attack(model, x, y, eps=eps).success
+    broken = attack(model, x.to(device), y.to(device), eps=eps).success.cpu()
     return {
         "n": verdict.n, "eps": verdict.eps, "method": method, "dtype": verdict.dtype,
         "domain": list(domain) if domain is not None else None,

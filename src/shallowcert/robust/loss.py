@@ -32,14 +32,15 @@ def negated_margin_bounds(bounds: torch.Tensor, labels: torch.Tensor) -> torch.T
     increasing ``j``, the order of :func:`shallowcert.bounds.margin_spec`), and 0 at ``y``."""
     classes = bounds.shape[1] + 1
     others = torch.ones(len(labels), classes, dtype=torch.bool, device=labels.device)
-    others[torch.arange(len(labels)), labels] = False
+    others[torch.arange(len(labels), device=labels.device), labels] = False
     logits = torch.zeros(len(labels), classes, dtype=bounds.dtype, device=bounds.device)
     return logits.masked_scatter(others, -bounds)
 
 
 def robust_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, method: str = "dual",
                 domain: Domain = None) -> RobustLoss:
-    """``mean_i CE(-J(eps)_i, y_i)`` over the batch and its robust error (module docstring)."""
+    """``mean_i CE(-J(eps)_i, y_i)`` over the batch and its robust error (module docstring);
+    computed on the device of ``x`` (where ``y`` and the model must be too)."""
     check_method(method)
     classes = model(x[:1]).shape[1]
     radius = torch.full((len(x),), float(eps), dtype=x.dtype, device=x.device)

@@ -26,17 +26,20 @@ def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: D
 
 
 def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, config: FitConfig,
-               validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None) -> FitResult:
+               validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None,
+               device: torch.device | None = None) -> FitResult:
     """Train ``model`` in place on the robust loss (Wong & Kolter) with the warm-up ``schedule``;
-    ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer."""
+    ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer.
+    ``device`` as in :func:`shallowcert.training.fit` (default: the model's device)."""
     return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
-               validate=validate, desc=f"robust-{method}")
+               validate=validate, desc=f"robust-{method}", device=device)
 
 
 def certified_accuracy_on(split: Split, eps: float, *, method: str = "dual",
                           domain: Domain = None) -> Callable[[nn.Module], float]:
     """``validate(model)`` for :func:`robust_fit`: certified accuracy at ``eps`` on ``split``,
-    so the epoch kept is the most provably robust one, not the most accurate one."""
+    so the epoch kept is the most provably robust one, not the most accurate one (computed on
+    the model's device)."""
     x, y = split.floats(), split.labels
 
     def validate(model: nn.Module) -> float:

@@ -6,14 +6,16 @@ import torch
 from torch import nn
 
 from shallowcert.data.split import Split
+from shallowcert.device import model_device
 
 
 @torch.no_grad()
 def predictions(model: nn.Module, split: Split, *, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels for every point of ``split`` (model in eval mode, restored after)."""
+    """Predicted labels (on the CPU) for every point of ``split``, computed on the model's device
+    (model in eval mode, restored after)."""
     was_training = model.training
     model.eval()
-    preds = [model(x).argmax(dim=1) for x, _ in split.batches(batch_size)]
+    preds = [model(x).argmax(dim=1).cpu() for x, _ in split.batches(batch_size, device=model_device(model))]
     model.train(was_training)
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from shallowcert.data.split import Split, to_float
+from shallowcert.device import batch_to, model_device
 from shallowcert.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,22 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, 
 
 def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
         validate: Callable[[nn.Module], float], targets: torch.Tensor | None = None,
-        inputs: torch.Tensor | None = None, desc: str = "train") -> FitResult:
+        inputs: torch.Tensor | None = None, desc: str = "train", device: torch.device | None = None) -> FitResult:
     """Train ``model`` in place; the best epoch by ``validate`` is kept.
 
     ``inputs`` (uint8 images) and ``targets`` (any per-example tensor, e.g. teacher logits)
     replace ``train.images`` / ``train.labels`` when given, so the same loop trains on
-    unlabelled transfer sets.
+    unlabelled transfer sets. ``device``: where to train (default: the model's device); the
+    model is moved there in place, images and targets stay on the CPU and each batch is
+    moved (:mod:`shallowcert.device`). The batch order is drawn on the CPU, so it does not
+    depend on the device.
     """
     images = train.images if inputs is None else inputs
     target_all = train.labels if targets is None else targets
     if len(images) != len(target_all):
         raise ValueError(f"{len(images)} inputs but {len(target_all)} targets")
+    device = model_device(model) if device is None else device
+    model.to(device)
     torch.manual_seed(config.seed)
     order_gen = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
@@ -103,7 +109,7 @@ def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss,
         batches = range(0, len(images), config.batch_size)
         for i in tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch"):
             index = order[i:i + config.batch_size]
-            x, target = to_float(images[index]), target_all[index]
+            x, target = to_float(batch_to(images[index], device)), batch_to(target_all[index], device)
             loss = loss_fn(model, x, target, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -17,8 +17,14 @@ def build_seeded(spec: str, dataset: Dataset, seed: int) -> nn.Sequential:
     return build(spec, dataset.input_shape, dataset.classes)
 
 
-def train_classifier(spec: str, dataset: Dataset, config: FitConfig) -> tuple[nn.Sequential, FitResult]:
-    """Cross-entropy training with early stopping on validation accuracy (never on test)."""
+def train_classifier(spec: str, dataset: Dataset, config: FitConfig, *,
+                     device: torch.device | None = None) -> tuple[nn.Sequential, FitResult]:
+    """Cross-entropy training with early stopping on validation accuracy (never on test).
+
+    The model is initialised on the CPU (the same weights on every device), then trained on
+    ``device`` (default: the CPU) and returned there.
+    """
     model = build_seeded(spec, dataset, config.seed)
-    result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec)
+    result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec,
+                 device=device)
     return model, result
