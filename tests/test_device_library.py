@@ -17,13 +17,13 @@ from torch import nn
 from fake_device import FakeDevice, MixedDevices, on_device, values
 from shallowcert.attacks import ATTACKS, PGD, make_attack, robust_accuracy
 from shallowcert.bounds import METHODS, InputSet, linear_certificate, lower_bounds, margin_spec
-from shallowcert.certify import adversarial_distance, certification_area, certified_radius, certify_points
+from shallowcert.certify import SearchSettings, adversarial_distance, certification_area, certified_radius, certify_points
 from shallowcert.data import Dataset, Split
 from shallowcert.device import model_device
-from shallowcert.distill import DistillMethod, distill_student
+from shallowcert.distill import DistillMethod, distill_student, teacher_logits, transfer_set
 from shallowcert.models import build, load_model, save_model
 from shallowcert.models.layers import Normalize
-from shallowcert.prune import search_pruning
+from shallowcert.prune import plot_filter_norms, pruning_report, remove_filters, search_pruning
 from shallowcert.robust import EpsilonSchedule, robust_fit, robust_loss, robustness_metrics
 from shallowcert.training import FitConfig, accuracy, train_classifier
 
@@ -86,20 +86,20 @@ def test_the_stand_in_device_refuses_cpu_tensors() -> None:
 @pytest.mark.parametrize("domain", [None, (0.0, 1.0)])
 def test_bounds_come_back_on_the_input_device(method: str, domain: tuple[float, float] | None) -> None:
     net = every_layer_net().double()
-    x, y = points()
+    x, y = points(3)
     x = x.double()
     eps = torch.full((len(x),), 0.02, dtype=torch.float64)
     spec = margin_spec(y, CLASSES).double()
-    expected = lower_bounds(net, InputSet(x, eps, domain=domain), spec, method=method, alpha_steps=3)
-    wide = linear_certificate(net, InputSet(x, 2 * eps, domain=domain), spec, method=method, alpha_steps=3)
-    narrow = linear_certificate(net, InputSet(x, eps, domain=domain), spec, method=method, alpha_steps=3,
+    expected = lower_bounds(net, InputSet(x, eps, domain=domain), spec, method=method, alpha_steps=2)
+    wide = linear_certificate(net, InputSet(x, 2 * eps, domain=domain), spec, method=method, alpha_steps=2)
+    narrow = linear_certificate(net, InputSet(x, eps, domain=domain), spec, method=method, alpha_steps=2,
                                 known_states=wide.states)
     with FakeDevice():
         net.to(DEVICE)
         xd, ed, sd = x.to(DEVICE), eps.to(DEVICE), spec.to(DEVICE)
-        bounds = lower_bounds(net, InputSet(xd, ed, domain=domain), sd, method=method, alpha_steps=3)
-        wide_d = linear_certificate(net, InputSet(xd, 2 * ed, domain=domain), sd, method=method, alpha_steps=3)
-        narrow_d = linear_certificate(net, InputSet(xd, ed, domain=domain), sd, method=method, alpha_steps=3,
+        bounds = lower_bounds(net, InputSet(xd, ed, domain=domain), sd, method=method, alpha_steps=2)
+        wide_d = linear_certificate(net, InputSet(xd, 2 * ed, domain=domain), sd, method=method, alpha_steps=2)
+        narrow_d = linear_certificate(net, InputSet(xd, ed, domain=domain), sd, method=method, alpha_steps=2,
                                       known_states=wide_d.states)
     assert on_device(bounds) and same(bounds, expected)
     assert on_device(narrow_d.coefficients) and same(narrow_d.coefficients, narrow.coefficients)
@@ -107,11 +107,12 @@ def test_bounds_come_back_on_the_input_device(method: str, domain: tuple[float, 
     assert all(on_device(s) and same(s, c) for s, c in zip(narrow_d.states, narrow.states))
 
 
+@pytest.mark.slow
 def test_chunked_bounds_and_their_gradients_stay_on_the_device() -> None:
     """Chunks (with checkpointing under autograd) never move data back to the CPU."""
-    x, y = points(8)
+    x, y = points(4)
     spec = margin_spec(y, CLASSES)
-    eps = torch.full((8,), 0.01)
+    eps = torch.full((4,), 0.01)
     net = conv_net()
     loss = lower_bounds(net, InputSet(x, eps), spec, memory_budget=1).sum()
     (expected,) = torch.autograd.grad(loss, net[0].weight)
@@ -149,19 +150,23 @@ def test_attack_sweep_moves_batches_and_returns_cpu_results() -> None:
     assert result.robust_accuracy == expected.robust_accuracy
 
 
-@pytest.mark.parametrize("search", ["bisect", "newton"])
-def test_certification_runs_on_the_device_and_returns_cpu_results(search: str) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("search, domain", [("bisect", (0.0, 1.0)), ("bisect", None), ("newton", None)])
+def test_certification_runs_on_the_device_and_returns_cpu_results(search: str,
+                                                                  domain: tuple[float, float] | None) -> None:
     net = conv_net()
-    x, y = points(8)
+    x, y = points(5)
+    attack = PGD(steps=5, relative_step=0.25, random_start=False)
+    settings = SearchSettings(rtol=0.05)
     verdict = certify_points(net, x, y, 0.01, method="crown", dtype=torch.float64, batch_size=3)
-    radius = certified_radius(net, x, labels=y, domain=(0.0, 1.0), dtype=torch.float64, search=search,
-                              batch_size=3)
-    distance = adversarial_distance(net, x, radius.predicted, lower=radius.radius, rounds=2)
+    radius = certified_radius(net, x, labels=y, domain=domain, dtype=torch.float64, search=search, batch_size=3,
+                              settings=settings)
+    distance = adversarial_distance(net, x, radius.predicted, lower=radius.radius, attack=attack, rounds=2)
     with FakeDevice():
         verdict_d = certify_points(net, x, y, 0.01, method="crown", dtype=torch.float64, batch_size=3, device=DEVICE)
-        radius_d = certified_radius(net, x, labels=y, domain=(0.0, 1.0), dtype=torch.float64, search=search,
-                                    batch_size=3)  # default: the model's device, now DEVICE
-        distance_d = adversarial_distance(net, x, radius_d.predicted, lower=radius_d.radius, rounds=2)
+        radius_d = certified_radius(net, x, labels=y, domain=domain, dtype=torch.float64, search=search,
+                                    batch_size=3, settings=settings)  # default: the model's device, now DEVICE
+        distance_d = adversarial_distance(net, x, radius_d.predicted, lower=radius_d.radius, attack=attack, rounds=2)
         area = certification_area(radius.radius.to(DEVICE), radius.correct.to(DEVICE))
     results = [verdict_d.correct, verdict_d.certified, radius_d.radius, radius_d.predicted, radius_d.correct,
                radius_d.evaluations, distance_d]
@@ -190,7 +195,10 @@ def test_distillation_computes_teacher_logits_on_the_device(dataset: Dataset, tm
     distill = DistillMethod(method, temperature=2.0, eps=0.05, attack_steps=2)
     teacher = conv_net()
     expected, _ = distill_student(teacher, "snn:8", dataset, method=distill, config=config, cache_dir=tmp_path / "a")
+    logits = teacher_logits(teacher, transfer_set(dataset, "extra"), cache_dir=None)
     with FakeDevice():
+        logits_d = teacher_logits(conv_net().to(DEVICE), transfer_set(dataset, "extra"), cache_dir=None)
+        assert not on_device(logits_d) and torch.equal(logits_d, logits)  # computed on the device, kept on the CPU
         student, fit = distill_student(teacher, "snn:8", dataset, method=distill, config=config,
                                        cache_dir=tmp_path / "b", device=DEVICE)
         assert model_device(teacher) == DEVICE and model_device(student) == DEVICE
@@ -218,12 +226,17 @@ def test_robust_training_and_its_metrics_run_on_the_device(dataset: Dataset) -> 
     assert fit.history == fit_cpu.history and metrics == metrics_cpu
 
 
-def test_pruning_search_runs_on_the_device(dataset: Dataset) -> None:
+def test_pruning_search_runs_on_the_device(dataset: Dataset, tmp_path: Path) -> None:
     model = conv_net()
     expected = search_pruning(model, dataset.val, input_shape=SHAPE, max_drop=0.1)
+    report = pruning_report(model, remove_filters(model, expected.plan, input_shape=SHAPE), expected.plan, dataset)
     with FakeDevice():
         result = search_pruning(model, dataset.val, input_shape=SHAPE, max_drop=0.1, device=DEVICE)
-    assert model_device(model) == DEVICE and result == expected
+        pruned = remove_filters(model, result.plan, input_shape=SHAPE)
+        assert model_device(model) == DEVICE and model_device(pruned) == DEVICE
+        assert pruning_report(model, pruned, result.plan, dataset) == report
+        assert len(plot_filter_norms(model, result.plan, tmp_path)) == 2
+    assert result == expected
 
 
 def test_checkpoints_are_written_from_cpu_tensors_and_loaded_onto_a_device(tmp_path: Path, monkeypatch) -> None:
