@@ -17,7 +17,8 @@ from torch import nn
 from fake_device import FakeDevice, MixedDevices, on_device, values
 from shallowcert.attacks import ATTACKS, PGD, make_attack, robust_accuracy
 from shallowcert.bounds import METHODS, InputSet, linear_certificate, lower_bounds, margin_spec
-from shallowcert.certify import SearchSettings, adversarial_distance, certification_area, certified_radius, certify_points
+from shallowcert.certify import (SearchSettings, adversarial_distance, certification_area, certified_radius,
+                                 certify_points)
 from shallowcert.data import Dataset, Split
 from shallowcert.device import model_device
 from shallowcert.distill import DistillMethod, distill_student, teacher_logits, transfer_set
@@ -205,7 +206,8 @@ def test_distillation_computes_teacher_logits_on_the_device(dataset: Dataset, tm
         again, _ = distill_student(teacher, "snn:8", dataset, method=distill, config=config,
                                    cache_dir=tmp_path / "b")  # the cached logits (CPU) are moved per batch
     assert all(torch.equal(values(a), b) for a, b in zip(student.state_dict().values(), expected.state_dict().values()))
-    assert all(torch.equal(values(a), values(b)) for a, b in zip(again.state_dict().values(), student.state_dict().values()))
+    assert all(torch.equal(values(a), values(b))
+               for a, b in zip(again.state_dict().values(), student.state_dict().values()))
 
 
 def test_robust_training_and_its_metrics_run_on_the_device(dataset: Dataset) -> None:

@@ -74,8 +74,9 @@ def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
     """Convert ``model`` (an ``nn.Sequential``) for inputs of shape ``input_shape``.
 
     Parameters are cast to ``dtype`` (and moved to ``device``, default: the model's device)
-    with differentiable ``.to`` calls, so gradients reach the model's own parameters. Raises :class:`UserError` for NaN/inf parameters or shape
-    mismatches and :class:`UnsupportedLayerError` for layers it cannot bound soundly.
+    with differentiable ``.to`` calls, so gradients reach the model's own parameters. Raises
+    :class:`UserError` for NaN/inf parameters or shape mismatches and
+    :class:`UnsupportedLayerError` for layers it cannot bound soundly.
     """
     if not isinstance(model, nn.Sequential):
         raise UserError(f"the bounds engine needs an nn.Sequential model, got {type(model).__name__}")
