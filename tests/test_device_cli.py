@@ -91,7 +91,7 @@ def arguments(command: str, teacher: Path, out: Path) -> list[str]:
                     "--epochs", "1", "--cache-dir", str(out / "cache"), "--out", str(out / "student")],
         "prune": ["--model", str(teacher), "--max-drop", "0.1", "--out", str(out)],
         "attack": ["--model", str(teacher), "--eps", "0,0.05", "--steps", "3", "--out", str(out)],
-        "certify": ["--model", str(teacher), "--eps", "0.01", "--radius", "--attack-radius", "--limit", "6",
+        "certify": ["--model", str(teacher), "--eps", "0.01", "--radius", "--limit", "4",
                     "--out", str(out)],
         "robust-train": ["--model", "snn:6", "--eps", "0.01", "--epochs", "1", "--warmup-epochs", "1",
                          "--limit-train", "30", "--limit-val", "6", "--limit-eval", "6", "--out", str(out)],

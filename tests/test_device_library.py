@@ -108,7 +108,6 @@ def test_bounds_come_back_on_the_input_device(method: str, domain: tuple[float, 
     assert all(on_device(s) and same(s, c) for s, c in zip(narrow_d.states, narrow.states))
 
 
-@pytest.mark.slow
 def test_chunked_bounds_and_their_gradients_stay_on_the_device() -> None:
     """Chunks (with checkpointing under autograd) never move data back to the CPU."""
     x, y = points(4)
@@ -156,18 +155,19 @@ def test_attack_sweep_moves_batches_and_returns_cpu_results() -> None:
 def test_certification_runs_on_the_device_and_returns_cpu_results(search: str,
                                                                   domain: tuple[float, float] | None) -> None:
     net = conv_net()
-    x, y = points(5)
+    x, y = points(4)
     attack = PGD(steps=5, relative_step=0.25, random_start=False)
-    settings = SearchSettings(rtol=0.05)
+    settings = SearchSettings(rtol=0.05, max_rounds=8)
+    options = {"attack": attack, "rounds": 1, "first": 0.01, "max_radius": 0.2}
     verdict = certify_points(net, x, y, 0.01, method="crown", dtype=torch.float64, batch_size=3)
     radius = certified_radius(net, x, labels=y, domain=domain, dtype=torch.float64, search=search, batch_size=3,
                               settings=settings)
-    distance = adversarial_distance(net, x, radius.predicted, lower=radius.radius, attack=attack, rounds=2)
+    distance = adversarial_distance(net, x, radius.predicted, lower=radius.radius, **options)
     with FakeDevice():
         verdict_d = certify_points(net, x, y, 0.01, method="crown", dtype=torch.float64, batch_size=3, device=DEVICE)
         radius_d = certified_radius(net, x, labels=y, domain=domain, dtype=torch.float64, search=search,
                                     batch_size=3, settings=settings)  # default: the model's device, now DEVICE
-        distance_d = adversarial_distance(net, x, radius_d.predicted, lower=radius_d.radius, attack=attack, rounds=2)
+        distance_d = adversarial_distance(net, x, radius_d.predicted, lower=radius_d.radius, **options)
         area = certification_area(radius.radius.to(DEVICE), radius.correct.to(DEVICE))
     results = [verdict_d.correct, verdict_d.certified, radius_d.radius, radius_d.predicted, radius_d.correct,
                radius_d.evaluations, distance_d]
