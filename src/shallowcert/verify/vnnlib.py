@@ -284,7 +284,7 @@ def parse_vnnlib(text: str, *, input_shape: Sequence[int], outputs: int, source:
     empty = [i for i, (lo, hi) in enumerate(box) if lo > hi]
     if empty:
         raise UserError(f"{source}: the input box is empty at X_{empty[0]} ({box[empty[0]][0]} > {box[empty[0]][1]})")
-    lower, upper = torch.tensor(box, dtype=torch.float64).unbind(1)
+    lower, upper = torch.tensor(box, dtype=torch.float64).T.contiguous()
     if any(not c.rows for c in clauses):
         raise UserError(f"{source}: a disjunct has no output constraint (every input would be unsafe)")
     unsafe = tuple(_conjunction(c, outputs) for c in clauses)
