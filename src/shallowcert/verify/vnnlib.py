@@ -194,7 +194,7 @@ class _Reader:
             sides = [difference, difference.scaled(-1.0)]
         clause = _Clause()
         for side in sides:  # side <= 0
-            clause = clause.merged(self.constraint(side, expr.line))
+            clause.absorb(self.constraint(side, expr.line))
         return clause
 
     def constraint(self, side: _Linear, line: int) -> _Clause:
