@@ -27,7 +27,7 @@ import torch
 
 from shallowcert.atomic import write_json
 from shallowcert.models.onnx_import import import_onnx
-from shallowcert.verify.complete import verify
+from shallowcert.verify import verify
 from shallowcert.verify.property import Property
 from shallowcert.verify.vnnlib import read_vnnlib
 

@@ -16,7 +16,7 @@ import torch
 
 from shallowcert.cli import main
 from shallowcert.models.onnx_import import import_onnx
-from shallowcert.verify.complete import verify
+from shallowcert.verify import verify
 from shallowcert.verify.vnnlib import read_vnnlib
 from shallowcert.verify.witness import read_counterexample
 

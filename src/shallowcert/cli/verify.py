@@ -20,6 +20,7 @@ from shallowcert import atomic
 from shallowcert.cli.common import add_device_argument, device_from_args, positive_float, print_json
 from shallowcert.models import load_model
 from shallowcert.models.onnx_import import import_onnx
+from shallowcert.verify import VERIFY_METHODS, verify
 from shallowcert.verify.result import VerificationResult
 from shallowcert.verify.vnnlib import read_vnnlib
 from shallowcert.verify.witness import format_counterexample, recheck
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--model", metavar="DIR", help="the network as a model directory")
     p.add_argument("--vnnlib", required=True, metavar="PROP.vnnlib", help="the property (input box, unsafe outputs)")
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds (default 60)")
-    p.add_argument("--method", default="crown", help="bound used to prune: crown (default) or alpha-crown")
+    p.add_argument("--method", choices=VERIFY_METHODS, default="crown", help="bound used to prune (default crown)")
     p.add_argument("--seed", type=int, default=0, help="seed of the attack steps (default 0)")
     p.add_argument("--out", metavar="DIR", help="write result.json (and counterexample.txt) here")
     add_device_argument(p)
@@ -54,8 +55,6 @@ def load_network(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, ...], 
 
 
 def run(args: argparse.Namespace) -> int:
-    from shallowcert.verify.complete import verify  # on use: it loads scipy's MILP solver
-
     model, input_shape, outputs = load_network(args)
     prop = read_vnnlib(args.vnnlib, input_shape=input_shape, outputs=outputs)
     device = device_from_args(args)
