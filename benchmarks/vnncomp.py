@@ -6,7 +6,7 @@ Each case of ``cases.csv`` (optionally only the named benchmarks, the first ``--
 benchmark) is imported (ONNX), read (VNN-LIB) and decided by
 :func:`shallowcert.verify.verify` with ``--timeout`` seconds (default 60) on one thread.
 A verdict is *wrong* when it contradicts the known answer (``unsat`` on a ``sat`` case or
-``sat`` on an ``unsat`` one); every ``sat`` answer's counterexample is run through
+``sat`` on an ``unsat`` one); a crash of the verifier is recorded as ``error``; every ``sat`` answer's counterexample is run through
 onnxruntime and must lie in the box and reach the unsafe set (tolerance 1e-6). Prints a
 Markdown table (solved/total, wrong, total and mean seconds per benchmark) and writes
 ``benchmarks/results/vnncomp.json`` (or ``--out``).
@@ -52,10 +52,16 @@ def run_case(row: dict[str, str], *, timeout: float, method: str) -> dict[str, A
     onnx_path = ROOT / row["onnx"]
     net = import_onnx(onnx_path)
     prop = read_vnnlib(ROOT / row["vnnlib"], input_shape=net.input_shape, outputs=net.outputs)
-    result = verify(net.model, prop, timeout=timeout, method=method, device="cpu")
     record: dict[str, Any] = {"benchmark": row["benchmark"], "onnx": row["onnx"], "vnnlib": row["vnnlib"],
-                              "expected": row["expected"], "status": result.status, "seconds": result.seconds,
-                              "by": result.method, "stats": result.stats}
+                              "expected": row["expected"]}
+    start = time.monotonic()
+    try:
+        result = verify(net.model, prop, timeout=timeout, method=method, device="cpu")
+    except Exception as exc:  # a crash is a result of the benchmark, counted and shown, not the end of the run
+        logging.exception("verify crashed on %s", row["vnnlib"])
+        return record | {"status": "error", "error": f"{type(exc).__name__}: {exc}",
+                         "seconds": time.monotonic() - start, "wrong": False}
+    record |= {"status": result.status, "seconds": result.seconds, "by": result.method, "stats": result.stats}
     record["wrong"] = {result.status, row["expected"]} == {"sat", "unsat"}
     if result.status == "sat":
         record["counterexample_valid"] = result.counterexample is not None and \
@@ -73,15 +79,16 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "wrong": sum(r["wrong"] for r in mine),
                      "invalid_counterexamples": sum(r.get("counterexample_valid") is False for r in mine),
                      "timeouts": sum(r["status"] == "timeout" for r in mine),
+                     "errors": sum(r["status"] == "error" for r in mine),
                      "seconds": seconds, "mean_seconds": seconds / len(mine)})
     return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| benchmark | solved / cases | wrong | invalid counterexamples | timeouts | total s | mean s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| benchmark | solved / cases | wrong | invalid counterexamples | timeouts | errors | total s | mean s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['benchmark']} | {r['solved']} / {r['cases']} | {r['wrong']} | {r['invalid_counterexamples']} "
-              f"| {r['timeouts']} | {r['seconds']:.1f} | {r['mean_seconds']:.2f} |" for r in rows]
+              f"| {r['timeouts']} | {r['errors']} | {r['seconds']:.1f} | {r['mean_seconds']:.2f} |" for r in rows]
     return "\n".join(lines)
 
 
