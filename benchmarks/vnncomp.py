@@ -1,6 +1,7 @@
 """Our complete verifier on the VNN-COMP known-answer cases (``/work/shared/vnncomp``).
 
-    python benchmarks/vnncomp.py [--benchmark NAME ...] [--timeout S] [--limit N] [--method crown|alpha-crown]
+    python benchmarks/vnncomp.py [--benchmark NAME ...] [--timeout S] [--limit N]
+                                 [--method crown|alpha-crown]
 
 Each case of ``cases.csv`` (optionally only the named benchmarks, the first ``--limit`` per
 benchmark) is imported (ONNX), read (VNN-LIB) and decided by

@@ -39,7 +39,7 @@ def _assert_matches(path: Path, *, batched: bool = True) -> torch.nn.Sequential:
     return imported.model
 
 
-def _save(tmp_path: Path, nodes: list, inits: dict[str, np.ndarray], shape: list[int], outputs: int,
+def _save(tmp_path: Path, nodes: list, inits: dict[str, np.ndarray], shape: list[int],
           name: str = "net.onnx") -> Path:
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
@@ -77,7 +77,7 @@ def test_gemm_attributes_and_elementwise_folding(tmp_path: Path) -> None:
     ]
     inits = {"mean": RNG.normal(size=(1, 1, 3, 4)), "scale": RNG.uniform(0.5, 2, size=(1, 1, 3, 4)),
              "shape": np.array([1, 12], dtype=np.int64), "w1": w1, "b1": b1, "w2": w2, "b2": b2, "w3": w3}
-    path = _save(tmp_path, nodes, inits, [1, 1, 3, 4], 2)
+    path = _save(tmp_path, nodes, inits, [1, 1, 3, 4])
     model = _assert_matches(path)
     assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "ReLU", "Linear", "Linear"]
 
@@ -94,7 +94,7 @@ def test_conv_with_per_channel_normalisation(tmp_path: Path) -> None:
     inits = {"mean": np.float32([0.1, 0.2]).reshape(1, 2, 1, 1), "std": np.float32([0.3, 0.5]).reshape(1, 2, 1, 1),
              "w": RNG.normal(scale=0.2, size=(4, 2, 3, 3)), "b": RNG.normal(size=(4,)),
              "w2": RNG.normal(scale=0.2, size=(3, 4 * 4 * 4)), "b2": RNG.normal(size=(3,))}
-    model = _assert_matches(_save(tmp_path, nodes, inits, [1, 2, 8, 8], 3))
+    model = _assert_matches(_save(tmp_path, nodes, inits, [1, 2, 8, 8]))
     assert isinstance(model[0], Normalize)
     torch.testing.assert_close(model[0].std.reshape(-1), torch.tensor([0.3, 0.5]))
 
@@ -124,13 +124,13 @@ def test_exported_model_round_trips(tmp_path: Path) -> None:
 def test_unsupported_graphs_are_refused_naming_the_node(tmp_path: Path, nodes: list, inits: dict,
                                                         message: str) -> None:
     with pytest.raises(UserError, match=message):
-        import_onnx(_save(tmp_path, nodes, inits, [1, 4], 2))
+        import_onnx(_save(tmp_path, nodes, inits, [1, 4]))
 
 
 def test_import_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "w", "b"], ["g"], transB=1),
              helper.make_node("Relu", ["g"], ["y"])]
-    path = _save(tmp_path, nodes, {"w": RNG.normal(size=(3, 6)), "b": RNG.normal(size=(3,))}, [1, 6, 1], 3)
+    path = _save(tmp_path, nodes, {"w": RNG.normal(size=(3, 6)), "b": RNG.normal(size=(3,))}, [1, 6, 1])
     assert main(["import", "--onnx", str(path), "--out", str(tmp_path / "model")]) == 0
     loaded = load_model(tmp_path / "model")
     assert loaded.input_shape == (6, 1) and loaded.classes == 3
@@ -138,7 +138,7 @@ def test_import_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with torch.no_grad():
         ours = loaded.model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ours, _reference(path, x, True), rtol=0, atol=1e-5)
-    bad = _save(tmp_path, [helper.make_node("Tanh", ["x"], ["y"], name="t")], {}, [1, 4], 4, "bad.onnx")
+    bad = _save(tmp_path, [helper.make_node("Tanh", ["x"], ["y"], name="t")], {}, [1, 4], "bad.onnx")
     capsys.readouterr()
     assert main(["import", "--onnx", str(bad), "--out", str(tmp_path / "bad")]) == 2
     assert "'t' (Tanh)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
