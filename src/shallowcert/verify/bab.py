@@ -127,7 +127,8 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder
                 return BabOutcome("unknown", stats={**_final(stats, queue), "unsettled_domains": len(stuck)})
             outcome = _settle_exactly(stuck, exact, stats)
             if outcome is not None:
-                return outcome
+                timed_out = outcome.status == "unknown" and time.monotonic() > deadline
+                return BabOutcome("timeout", stats=_final(stats, queue)) if timed_out else outcome
             parents = parents.select(splittable.nonzero().squeeze(1))
             if len(parents) == 0:
                 continue

@@ -37,7 +37,7 @@ from shallowcert.verify.subdomain import SubdomainBounder
 logger = logging.getLogger(__name__)
 
 VERIFY_METHODS = ("crown", "alpha-crown")
-MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP before branching
+MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "crown",
@@ -90,7 +90,8 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
             return result("unsat", "bounds")
     milp = MilpSolver(network, prop, bounder)
     if stats["unstable"] <= milp_unstable and time.monotonic() < deadline:
-        status, found = milp.solve(root_states(root), deadline=deadline, open_disjuncts=~root.proved[0])
+        share = start + (timeout + time.monotonic() - start) / 2  # at most half the time left: BaB gets the rest
+        status, found = milp.solve(root_states(root), deadline=share, open_disjuncts=~root.proved[0])
         stats["milp"] = status
         if status in ("unsat", "sat"):
             return result(status, "milp", found)

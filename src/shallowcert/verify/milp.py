@@ -11,8 +11,8 @@ layers) becomes one dense matrix ``z = W a + b``. Per neuron:
 For each disjunct ``k`` not yet proved: ``minimise t  s.t.  A_k y - b_k <= t``, ``t >= -T``
 (``T = TARGET``: going deeper into the unsafe set than that is never needed). HiGHS reports
 a dual bound ``t_low <= t*``; the disjunct is unreachable when ``t_low > margin`` (or the
-program is infeasible), where ``margin = FEASIBILITY * max(1, |l|, |u|) * prod_j
-max(1, ||W_j||_inf) * max(1, ||A_k||_inf)`` covers HiGHS' feasibility and integrality
+program is infeasible), where ``margin = FEASIBILITY * max(1, max |l|, max |u|) *
+prod_j max(1, ||W_j||_inf) * max(1, ||A_k||_inf)`` covers HiGHS' feasibility and integrality
 tolerances (about 1e-6) propagated through the layers — a guard band, not a rigorous error
 analysis. A solution with ``t <= 0`` is only a candidate: its input is re-checked by running
 the network (float64) and, if the solver's tolerances made it not quite unsafe, used as a
@@ -129,7 +129,7 @@ class MilpSolver:
         var_high = np.concatenate([self.upper] + [np.maximum(up, 0) for _, up in pre]
                                   + [np.ones(b) for b in binaries] + [np.array([np.inf])])
         blocks, low, high = [], [], []
-        scale = 1.0
+        scale, largest = 1.0, 1.0
         for j, ((lo, up), state) in enumerate(zip(pre, known)):
             weight, bias = self.layers[j]
             scale *= max(1.0, float(np.abs(weight).sum(1).max()))
@@ -169,9 +169,9 @@ class MilpSolver:
             row(free, -1.0, 1.0, None, bias, infinity)                 # a >= W a_prev + b
             row(free, -1.0, 1.0, -lo, -infinity, bias - lo)            # a <= z - l (1 - d)
             row(free, 0.0, 1.0, -up, -infinity, np.zeros(n))           # a <= u d
-            scale *= max(1.0, float(np.abs(lo).max(initial=0)), float(np.abs(up).max(initial=0)))
+            largest = max(largest, float(np.abs(lo).max(initial=0)), float(np.abs(up).max(initial=0)))
         weight, bias = self.layers[-1]
-        scale *= max(1.0, float(np.abs(weight).sum(1).max()))
+        scale *= max(1.0, float(np.abs(weight).sum(1).max())) * largest
         last = int(offsets[len(pre)])
         spec = matrix @ weight
         out = csr_matrix((spec.shape[0], total))
