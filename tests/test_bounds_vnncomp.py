@@ -83,3 +83,29 @@ def test_sat_properties_are_never_verified() -> None:
         assert not bool(verified[sat].any()), method
         verified_unsat = max(verified_unsat, int(verified[~sat].sum()))
     assert verified_unsat > 0  # the check is not vacuous: some true properties are proved
+
+
+@pytest.mark.slow
+def test_complete_verifier_never_proves_a_sat_property() -> None:
+    """``shallowcert.verify.verify`` on every ``sat`` row: never ``unsat``; each ``sat`` answer's
+    counterexample lies in the box and is unsafe when the network is run on it."""
+    from shallowcert.verify import Conjunction, Property, verify
+
+    model = _read_mlp(ROOT / NETWORK)
+    eye = torch.eye(10, dtype=torch.float64)
+    answers = []
+    for vnnlib, expected in _cases():
+        if expected != "sat":
+            continue
+        lower, upper, label = _read_property(ROOT / vnnlib)
+        prop = Property(lower, upper, tuple(Conjunction((eye[label] - eye[j]).unsqueeze(0), torch.zeros(1,
+                                                        dtype=torch.float64)) for j in range(10) if j != label))
+        result = verify(model, prop, timeout=3.0)
+        assert result.status != "unsat", vnnlib
+        if result.status == "sat":
+            x = result.counterexample.unsqueeze(0)
+            assert bool(prop.contains(x)[0])
+            with torch.no_grad():
+                assert float(prop.violation(model(x))[0]) <= 0
+        answers.append(result.status)
+    assert answers.count("sat") >= len(answers) - 2  # the check is not vacuous: the falsifier works

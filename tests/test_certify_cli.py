@@ -54,6 +54,23 @@ def test_certify_with_radii(model_dir: Path, tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["n"] == 24
 
 
+@pytest.mark.slow
+def test_certify_exact_radius(model_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exact"
+    code = main(["certify", "--model", str(model_dir), "--eps", "0.01", "--radius", "--exact",
+                 "--exact-time-limit", "2", "--exact-rtol", "0.05", "--limit", "2", "--dtype", "float64",
+                 "--domain-clip", "--method", "crown", "--out", str(out)])
+    assert code == 0
+    exact = json.loads((out / "certify.json").read_text())["radius"]["exact"]
+    assert exact["n"] == 2 and exact["settled"] + exact["unsettled"] == 2
+    points = zip(exact["lower"], exact["upper"], exact["certified"], exact["settled_points"])
+    for low, up, certified, settled in points:
+        assert certified <= low and (up is None or low <= up)
+        assert not settled or up - low <= 0.05 * up
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["exact_unsettled"] == exact["unsettled"]
+
+
 def test_certify_newton_records_failures(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "newton"
     assert main(["certify", "--model", str(model_dir), "--eps", "0.0", "--radius", "--radius-search", "newton",

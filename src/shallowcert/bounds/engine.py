@@ -50,11 +50,15 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
     return network, spec, lower, upper
 
 
-def _linear_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *,
+def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *,
                   method: str, alpha_steps: int, alpha_lr: float, known: dict[int, torch.Tensor] | None = None,
                   ) -> tuple[LinearBound, Bounds]:
     """``spec · f(x) >= coefficients · x + offset_lower`` for every ``x`` in the input box,
-    and the pre-activation bounds it used."""
+    and the pre-activation bounds it used (per ReLU position).
+
+    The unchunked core of :func:`linear_certificate` on a read network (``method`` not
+    ``ibp``); ``known``: ReLU states per position that hold on the box (see there).
+    """
     mid, rad = (upper + lower) / 2, (upper - lower) / 2
     if method == "crown-ibp":
         bounds = interval_bounds(network, lower, upper)
@@ -117,7 +121,7 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
         if method == "ibp":
             return (_interval_bound(network, spec, lower, upper),)
-        bound, _ = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
+        bound, _ = relaxed_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
                                  alpha_lr=alpha_lr)
         return (concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower,)
 
@@ -168,7 +172,7 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
             offset = _interval_bound(network, spec, lower, upper)
             return offset.new_zeros(points, rows, lower[0].numel()), offset
         positions = network.relu_positions
-        bound, bounds = _linear_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
+        bound, bounds = relaxed_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
                                       alpha_lr=alpha_lr, known=dict(zip(positions, known)) if known else None)
         states = states_of(bounds)
         return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions))

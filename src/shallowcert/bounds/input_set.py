@@ -1,4 +1,4 @@
-"""The input set: an L-infinity ball per point, optionally clipped to the data domain."""
+"""The input set: an L-infinity ball per point (or a box), optionally clipped to the data domain."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ class InputSet:
     """``{x : ||x - center||_inf <= eps[n]} ∩ [lo, hi]^d`` for every point ``n``.
 
     ``center`` is ``(N, C, H, W)`` or ``(N, D)`` in input units (data in [0, 1]);
-    ``eps`` is an ``(N,)`` tensor of L-inf radii in the same units; ``domain`` is the
-    data range ``(lo, hi)`` the set is intersected with, or ``None`` for no clipping.
+    ``eps`` is an ``(N,)`` tensor of L-inf radii in the same units, or a tensor shaped like
+    ``center`` giving one radius per coordinate (the box ``|x_i - c_i| <= eps_i``, e.g. a
+    VNN-LIB input box as centre and half-widths); ``domain`` is the data range ``(lo, hi)``
+    the set is intersected with, or ``None`` for no clipping.
     The engine works in ``center.dtype`` (use float64 for certification).
     """
 
@@ -28,8 +30,10 @@ class InputSet:
         center, eps = self.center, self.eps
         if not isinstance(center, torch.Tensor) or not center.is_floating_point() or center.dim() not in (2, 4):
             raise UserError("InputSet center must be a floating tensor shaped (N, C, H, W) or (N, D)")
-        if not isinstance(eps, torch.Tensor) or eps.dim() != 1 or eps.shape[0] != center.shape[0]:
-            raise UserError(f"InputSet eps must be a tensor of shape ({center.shape[0]},), one radius per point")
+        if not isinstance(eps, torch.Tensor) or (tuple(eps.shape) != (center.shape[0],)
+                                                 and eps.shape != center.shape):
+            raise UserError(f"InputSet eps must be a tensor of shape ({center.shape[0]},), one radius per point, "
+                            f"or shaped like the center {tuple(center.shape)}, one radius per coordinate")
         if not bool(torch.isfinite(center).all()):
             raise UserError("InputSet center contains NaN or infinite values")
         if not bool(torch.isfinite(eps).all()) or bool((eps < 0).any()):
@@ -43,6 +47,8 @@ class InputSet:
     def radius(self) -> torch.Tensor:
         """``eps`` broadcast to the shape of ``center`` (same dtype and device)."""
         eps = self.eps.to(dtype=self.center.dtype, device=self.center.device)
+        if eps.shape == self.center.shape:
+            return eps
         return eps.reshape(-1, *([1] * (self.center.dim() - 1))).expand_as(self.center)
 
     def box(self) -> tuple[torch.Tensor, torch.Tensor]:

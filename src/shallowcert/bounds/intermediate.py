@@ -10,6 +10,12 @@ input set, e.g. by an evaluation at a larger radius around the same point: a neu
 (``z >= 0``) or inactive (``z <= 0``) on the superset is so on the set too, so it is no
 candidate and its bounds are clipped at 0 on the proved side. This is sound; it can differ
 from a fresh evaluation (usually tighter, never looser in its states).
+
+Known states may equally be *split constraints* (branch and bound): ``ACTIVE`` restricts the
+set to ``{x : z(x) >= 0}``, ``INACTIVE`` to ``{x : z(x) <= 0}``. On that subdomain the ReLU is
+exactly the identity (or zero), so every later bound computed with it is valid there;
+bounds are still concretised over the whole box, a superset of the subdomain. A clipped
+neuron whose bounds cross (``l > u``) shows the subdomain is empty.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "export_onnx",
     "attack",
     "certify",
+    "verify",
     "robust_train",
     "study",
     "report",

@@ -2,17 +2,22 @@
 
 Writes ``certify.json`` (summary), and with ``--radius`` also ``radii.csv`` and
 ``certification_area.png`` into ``--out`` (the directory appears whole or not at all).
+``--radius --exact`` adds each point's exact radius bracket (:mod:`shallowcert.verify.exact`,
+``--exact-time-limit`` seconds per point) next to the certified radius in ``certify.json``:
+``lower``/``upper``/``settled`` per point, the mean gaps to the certified radius and the count
+of unsettled points.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
 
 from shallowcert import atomic
-from shallowcert.checks import non_negative_float
+from shallowcert.checks import non_negative_float, positive_float
 from shallowcert.certify import (
     SEARCHES,
     adversarial_distance,
@@ -36,6 +41,7 @@ from shallowcert.cli.common import (
     print_json,
 )
 from shallowcert.errors import UserError
+from shallowcert.verify.exact import exact_radius
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--radius-search", default="bisect", help="bisect (default) or newton (the thesis' method)")
     p.add_argument("--attack-radius", action="store_true",
                    help="with --radius: also the distance of the closest adversarial example PGD finds")
+    p.add_argument("--exact", action="store_true",
+                   help="with --radius: also each point's exact radius (complete verifier, bisection)")
+    p.add_argument("--exact-time-limit", type=float, default=30.0, metavar="S",
+                   help="with --exact: seconds per point (default 30); unsettled points are counted, not guessed")
+    p.add_argument("--exact-rtol", type=float, default=0.01, help="with --exact: relative gap that settles a point")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N test points")
     p.add_argument("--domain-clip", action="store_true", help="intersect the balls with the data domain [0, 1]")
     p.add_argument("--dtype", default="float32", help="float32 or float64")
@@ -66,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown --radius-search '{args.radius_search}' (choose from {', '.join(SEARCHES)})")
     if args.attack_radius and not args.radius:
         raise UserError("--attack-radius needs --radius")
+    if args.exact and not args.radius:
+        raise UserError("--exact needs --radius")
     loaded = model_from_args(args, device=device)
     dataset = dataset_from_args(args)
     check_compatible(loaded, dataset)
@@ -81,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
         if args.radius:
             summary["radius"] = _radius_outputs(loaded.model, x, y, args, domain, dtype, out)
         atomic.write_json(out / "certify.json", summary)
+    exact = summary["radius"].get("exact") if args.radius else None
     print_json({k: summary[k] for k in ("n", "eps", "method", "dtype", "clean_accuracy", "certified_accuracy",
                                          "robust_error_bound")}
-               | ({"mean_radius": summary["radius"]["mean_radius"]} if args.radius else {}))
+               | ({"mean_radius": summary["radius"]["mean_radius"]} if args.radius else {})
+               | ({f"exact_{k}": exact[k] for k in ("settled", "unsettled", "mean_lower", "mean_upper",
+                                                    "mean_gap_lower_minus_certified",
+                                                    "mean_gap_upper_minus_certified")} if exact else {}))
     return 0
 
 
@@ -102,6 +119,14 @@ def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ar
         mean = float(distance[found].mean()) if bool(found.any()) else None
         stats["attack"] = {"found": int(found.sum()), "mean_distance": mean,
                            "seconds": round(time.perf_counter() - start, 3)}
+    if args.exact:
+        exact = exact_radius(model, x, result.predicted, time_limit=positive_float("--exact-time-limit",
+                                                                                  args.exact_time_limit),
+                             rtol=positive_float("--exact-rtol", args.exact_rtol),
+                             domain=domain)
+        stats["exact"] = {**exact.summary(), "lower": exact.lower.tolist(),
+                          "upper": [u if math.isfinite(u) else None for u in exact.upper.tolist()],
+                          "settled_points": exact.settled.tolist(), "certified": exact.certified.tolist()}
     write_radii_csv(out / "radii.csv", result, y, attack_distance=distance)
     plot_certification_area(area, out / "certification_area.png",
                             title=f"{args.method} ({result.dtype}): mean radius {area.mean_radius:.4g}")

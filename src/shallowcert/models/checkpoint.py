@@ -34,7 +34,7 @@ class ModelDir:
 
     model: nn.Sequential
     spec: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     classes: int
     metrics: dict[str, Any] = field(default_factory=dict)
 

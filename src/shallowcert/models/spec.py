@@ -26,11 +26,14 @@ Two kinds of spec are accepted.
 
 Every named spec expands to the generic grammar, which is what checkpoints store
 (``architecture`` in ``model.json``), so that pruned widths reload exactly.
-Specs adapt to the dataset's input shape ``(C, H, W)`` and class count.
+Specs adapt to the dataset's input shape ``(C, H, W)`` and class count. Imported networks
+(``shallowcert import --onnx``) may also take ``(H, W)`` or ``(features,)`` inputs (``flat``
+flattens any shape) and may end in ``relu`` after their last ``fc``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -139,21 +142,25 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
 
 
 def build(spec: str, input_shape: Sequence[int], classes: int) -> nn.Sequential:
-    """Build the model a spec describes for inputs of shape ``(C, H, W)`` and ``classes``."""
+    """Build the model a spec describes for inputs of shape ``(C, H, W)`` (or ``(H, W)``,
+    ``(features,)``) and ``classes`` outputs of the last ``fc`` (only ``relu`` may follow it)."""
     generic = expand(spec)
     tokens = [t.strip() for t in generic[len("layers:"):].split(",") if t.strip()]
     if not tokens:
         raise UserError(f"spec '{spec}' has no layers")
-    if len(input_shape) != 3 or min(input_shape) < 1:
+    if not 1 <= len(input_shape) <= 3 or min(input_shape) < 1:
         raise UserError(f"input shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
     shape = _Shape(tuple(int(d) for d in input_shape))
+    final = len(tokens) - 1
+    while final > 0 and tokens[final] == "relu":
+        final -= 1
     layers: list[nn.Module] = []
     for i, token in enumerate(tokens):
         m = _TOKEN.match(token)
         if m is None:
             raise UserError(f"spec '{spec}': cannot read layer token '{token}'")
-        layers.append(_make_layer(m, shape, classes, last=i == len(tokens) - 1, spec=spec, token=token))
-    if not isinstance(layers[-1], nn.Linear) or layers[-1].out_features != classes:
+        layers.append(_make_layer(m, shape, classes, last=i == final, spec=spec, token=token))
+    if not isinstance(layers[final], nn.Linear) or layers[final].out_features != classes:
         raise UserError(f"spec '{spec}' must end with 'fc' (a Linear layer to the {classes} classes)")
     return nn.Sequential(*layers)
 
@@ -178,7 +185,7 @@ def _make_layer(m: re.Match[str], shape: _Shape, classes: int, *, last: bool, sp
         shape.dims = (out, oh, ow)
         return nn.Conv2d(c, out, k, stride=s, padding=p)
     if g["fc"] is not None:
-        if shape.spatial:
+        if len(shape.dims) != 1:
             raise UserError(f"spec '{spec}': 'flat' must come before '{token}'")
         out = int(g["fc"]) if g["fc"] else classes
         if out < 1:
@@ -203,8 +210,7 @@ def _make_layer(m: re.Match[str], shape: _Shape, classes: int, *, last: bool, sp
     if word == "relu":
         return nn.ReLU()
     if word == "flat":
-        c, h, w = need_spatial()
-        shape.dims = (c * h * w,)
+        shape.dims = (math.prod(shape.dims),)
         return nn.Flatten()
     if word == "bn":
         return nn.BatchNorm2d(shape.dims[0]) if shape.spatial else nn.BatchNorm1d(shape.dims[0])

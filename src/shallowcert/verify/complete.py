@@ -1,0 +1,110 @@
+"""``verify``: the complete verifier, an orchestration of cheap steps first under one time limit.
+
+1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD; a
+   re-checked counterexample answers ``sat``.
+2. **Incomplete bounds** on the whole box (``method``: crown, then alpha-crown when
+   ``method="alpha-crown"``): every disjunct proved above the rounding margin answers ``unsat``.
+3. **Exact MILP** (:mod:`shallowcert.verify.milp`) when the box leaves at most
+   ``milp_unstable`` unstable ReLUs: small enough for HiGHS to settle quickly.
+4. **Branch and bound** (:mod:`shallowcert.verify.bab`) with periodic falsification; its
+   fully split subdomains are settled by the MILP (an LP there).
+
+Everything runs in float64 on ``device`` (default: the model's). ``sat`` only with a
+counterexample re-checked by running the network, ``unsat`` only from a bound above its
+margin (or the MILP's, :mod:`shallowcert.verify.milp`); otherwise ``timeout`` (the limit
+passed) or ``unknown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from shallowcert.certify.precision import model_in_dtype
+from shallowcert.device import resolve_device
+from shallowcert.errors import UserError
+from shallowcert.verify.bab import branch_and_bound
+from shallowcert.verify.falsify import Counterexample, falsify
+from shallowcert.verify.milp import MilpSolver
+from shallowcert.verify.property import Property
+from shallowcert.verify.result import VerificationResult
+from shallowcert.verify.subdomain import SubdomainBounder
+
+logger = logging.getLogger(__name__)
+
+VERIFY_METHODS = ("crown", "alpha-crown")
+MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
+
+
+def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "crown",
+           device: torch.device | str | None = None, seed: int = 0, batch: int = 256,
+           max_domains: int = 2_000_000, milp_unstable: int = MILP_UNSTABLE) -> VerificationResult:
+    """Decide whether some input in ``prop``'s box reaches its unsafe set (module docstring).
+
+    ``timeout``: seconds of wall time for the whole call (checked between steps: a step in
+    progress finishes its engine call first). ``method``: the bound for steps 2 and 4
+    (``crown`` or ``alpha-crown``). ``batch``: subdomains bounded per engine call;
+    ``max_domains``: the branch-and-bound budget (``unknown`` beyond it).
+    """
+    start = time.monotonic()
+    if method not in VERIFY_METHODS:
+        raise UserError(f"unknown verification method '{method}' (choose from {', '.join(VERIFY_METHODS)})")
+    if not timeout > 0:
+        raise UserError(f"timeout must be > 0 seconds, got {timeout}")
+    parameters = list(model.parameters())
+    target = resolve_device(device) if device is not None else (parameters[0].device if parameters
+                                                                  else torch.device("cpu"))
+    network = model_in_dtype(model.to(target) if parameters and parameters[0].device != target else model,
+                             torch.float64)
+    network.eval()
+    prop = prop.to(device=target, dtype=torch.float64)
+    deadline = start + timeout
+    stats: dict[str, Any] = {}
+
+    def result(status: str, by: str, found: Counterexample | None = None) -> VerificationResult:
+        seconds = time.monotonic() - start
+        logger.info("verify: %s by %s in %.2f s", status, by, seconds)
+        return VerificationResult(status, seconds, by, None if found is None else found.x,
+                                  None if found is None else found.output, stats)
+
+    with torch.no_grad():
+        outputs = network(prop.lower.unsqueeze(0))
+    if outputs.shape[1:] != (prop.outputs,):
+        raise UserError(f"the property is written over {prop.outputs} outputs, the model has {outputs.shape[1]}")
+    found = falsify(network, prop, steps=30, restarts=8, seed=seed, deadline=deadline)
+    if found is not None:
+        return result("sat", "attack", found)
+    bounder = SubdomainBounder(network, prop, method="crown")
+    root = bounder.bound_domains(bounder.free_states(1))
+    stats["unstable"] = int(sum(int((s == 0).sum()) for s in root.states))
+    if bool(root.verified.all()):
+        return result("unsat", "bounds")
+    if method == "alpha-crown":
+        bounder = SubdomainBounder(network, prop, method="alpha-crown")
+        root = bounder.bound_domains(bounder.free_states(1))
+        if bool(root.verified.all()):
+            return result("unsat", "bounds")
+    milp = MilpSolver(network, prop, bounder)
+    if stats["unstable"] <= milp_unstable and time.monotonic() < deadline:
+        share = start + (timeout + time.monotonic() - start) / 2  # at most half the time left: BaB gets the rest
+        status, found = milp.solve(root_states(root), deadline=share, open_disjuncts=~root.proved[0])
+        stats["milp"] = status
+        if status in ("unsat", "sat"):
+            return result(status, "milp", found)
+    if time.monotonic() >= deadline:
+        return result("timeout", "bounds")
+    outcome = branch_and_bound(network, prop, bounder, deadline=deadline, root=root, batch=batch,
+                               max_domains=max_domains, exact=lambda states: milp.solve(states, deadline=deadline),
+                               seed=seed)
+    stats.update(outcome.stats)
+    return result(outcome.status, "bab", outcome.counterexample)
+
+
+def root_states(root: Any) -> tuple[torch.Tensor, ...]:
+    """The ReLU states the whole-box bounds proved, for one domain (no batch dimension)."""
+    return tuple(s[0] for s in root.states)
+
