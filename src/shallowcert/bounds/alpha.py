@@ -85,7 +85,8 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
                 for p, slope in final.items():
                     best_final[p] = torch.where(_row_mask(improved, slope), slope.detach(), best_final[p])
             if rows is not None:  # the running intersection: every later step starts from it
-                rows = RowSlopes(rows.neurons, rows.slopes, {p: (lo.detach(), up.detach()) for p, (lo, up) in bounds.items()})
+                reference = {p: (lo.detach(), up.detach()) for p, (lo, up) in bounds.items()}
+                rows = RowSlopes(rows.neurons, rows.slopes, reference)
             grads = torch.autograd.grad(-value.sum(), parameters, allow_unused=True)
             for parameter, grad in zip(parameters, grads):
                 parameter.grad = torch.zeros_like(parameter) if grad is None else grad
