@@ -6,7 +6,9 @@ used, which is where relaxations differ and bugs show.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
 from shallowcert.bounds import InputSet
@@ -72,3 +74,43 @@ def pgd_minimum(model: nn.Module, input_set: InputSet, spec: torch.Tensor, *, st
             values = torch.einsum("nkc,nkc->nk", spec, model(x.reshape(-1, *x.shape[2:])).reshape(*spec.shape))
         best = values if best is None else torch.minimum(best, values)
     return best
+
+
+def milp_minimum(model: nn.Sequential, lower: np.ndarray, upper: np.ndarray, row: np.ndarray) -> float:
+    """Exact ``min row · f(x)`` over the box for a Linear/ReLU MLP (big-M from interval bounds)."""
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    weights = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
+    sizes = [lower.size] + [w.shape[0] for w, _ in weights[:-1]]
+    # variables: x, then for each hidden layer its outputs a and its indicators d
+    starts, total = [0], lower.size
+    for size in sizes[1:]:
+        starts.append(total)
+        total += 2 * size
+    var_lower, var_upper = np.zeros(total), np.zeros(total)
+    var_lower[:lower.size], var_upper[:upper.size] = lower, upper
+    integrality = np.zeros(total)
+    rows, row_lower, row_upper = [], [], []
+    box_lower, box_upper = lower, upper
+    for k, (w, b) in enumerate(weights[:-1]):
+        prev, prev_size, size, start = starts[k], sizes[k], sizes[k + 1], starts[k + 1]
+        mid, rad = (box_upper + box_lower) / 2, (box_upper - box_lower) / 2
+        z_lower, z_upper = w @ mid + b - np.abs(w) @ rad - 1e-6, w @ mid + b + np.abs(w) @ rad + 1e-6
+        for j in range(size):
+            a, d = start + j, start + size + j
+            var_upper[a], var_upper[d], integrality[d] = max(z_upper[j], 0.0), 1.0, 1
+            coefficients = np.zeros(total)
+            coefficients[a], coefficients[prev:prev + prev_size] = 1.0, -w[j]
+            rows.append(coefficients.copy()); row_lower.append(b[j]); row_upper.append(np.inf)  # a >= z
+            coefficients[d] = -z_lower[j]
+            rows.append(coefficients.copy()); row_lower.append(-np.inf); row_upper.append(b[j] - z_lower[j])
+            indicator = np.zeros(total)
+            indicator[a], indicator[d] = 1.0, -max(z_upper[j], 0.0)
+            rows.append(indicator); row_lower.append(-np.inf); row_upper.append(0.0)  # a <= u d
+        box_lower, box_upper = np.maximum(z_lower, 0), np.maximum(z_upper, 0)
+    w, b = weights[-1]
+    objective = np.zeros(total)
+    objective[starts[-1]:starts[-1] + sizes[-1]] = row @ w
+    result = milp(objective, constraints=LinearConstraint(np.array(rows), row_lower, row_upper),
+                  integrality=integrality, bounds=Bounds(var_lower, var_upper))
+    assert result.success, result.message
+    return float(result.fun + row @ b)

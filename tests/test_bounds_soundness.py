@@ -6,13 +6,11 @@ tiny networks the exact minimum of a mixed-integer program (big-M ReLU encoding,
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
-from bounds_support import pgd_minimum, random_convnet, random_mlp, samples, spec_values
+from bounds_support import milp_minimum, pgd_minimum, random_convnet, random_mlp, samples, spec_values
 from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
 
 TOLERANCE = 1e-9
@@ -61,46 +59,6 @@ def test_certified_points_have_no_pgd_counterexample(seed: int) -> None:
     assert certified_any
 
 
-def _milp_minimum(model: nn.Sequential, lower: np.ndarray, upper: np.ndarray, row: np.ndarray) -> float:
-    """Exact ``min row · f(x)`` over the box for a Linear/ReLU MLP (big-M from interval bounds)."""
-    linears = [m for m in model if isinstance(m, nn.Linear)]
-    weights = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
-    sizes = [lower.size] + [w.shape[0] for w, _ in weights[:-1]]
-    # variables: x, then for each hidden layer its outputs a and its indicators d
-    starts, total = [0], lower.size
-    for size in sizes[1:]:
-        starts.append(total)
-        total += 2 * size
-    var_lower, var_upper = np.zeros(total), np.zeros(total)
-    var_lower[:lower.size], var_upper[:upper.size] = lower, upper
-    integrality = np.zeros(total)
-    rows, row_lower, row_upper = [], [], []
-    box_lower, box_upper = lower, upper
-    for k, (w, b) in enumerate(weights[:-1]):
-        prev, prev_size, size, start = starts[k], sizes[k], sizes[k + 1], starts[k + 1]
-        mid, rad = (box_upper + box_lower) / 2, (box_upper - box_lower) / 2
-        z_lower, z_upper = w @ mid + b - np.abs(w) @ rad - 1e-6, w @ mid + b + np.abs(w) @ rad + 1e-6
-        for j in range(size):
-            a, d = start + j, start + size + j
-            var_upper[a], var_upper[d], integrality[d] = max(z_upper[j], 0.0), 1.0, 1
-            coefficients = np.zeros(total)
-            coefficients[a], coefficients[prev:prev + prev_size] = 1.0, -w[j]
-            rows.append(coefficients.copy()); row_lower.append(b[j]); row_upper.append(np.inf)  # a >= z
-            coefficients[d] = -z_lower[j]
-            rows.append(coefficients.copy()); row_lower.append(-np.inf); row_upper.append(b[j] - z_lower[j])
-            indicator = np.zeros(total)
-            indicator[a], indicator[d] = 1.0, -max(z_upper[j], 0.0)
-            rows.append(indicator); row_lower.append(-np.inf); row_upper.append(0.0)  # a <= u d
-        box_lower, box_upper = np.maximum(z_lower, 0), np.maximum(z_upper, 0)
-    w, b = weights[-1]
-    objective = np.zeros(total)
-    objective[starts[-1]:starts[-1] + sizes[-1]] = row @ w
-    result = milp(objective, constraints=LinearConstraint(np.array(rows), row_lower, row_upper),
-                  integrality=integrality, bounds=Bounds(var_lower, var_upper))
-    assert result.success, result.message
-    return float(result.fun + row @ b)
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_bounds_below_exact_milp_minimum(seed: int) -> None:
     model = random_mlp([3, 6, 5, 3], seed=seed)
@@ -108,7 +66,7 @@ def test_bounds_below_exact_milp_minimum(seed: int) -> None:
     input_set = _input_set(x, 0.25, (0.0, 1.0))
     spec = _labels_spec(model, x)
     lower, upper = input_set.box()
-    exact = torch.tensor([[_milp_minimum(model, lower[n].numpy(), upper[n].numpy(), spec[n, k].numpy())
+    exact = torch.tensor([[milp_minimum(model, lower[n].numpy(), upper[n].numpy(), spec[n, k].numpy())
                            for k in range(spec.shape[1])] for n in range(len(x))], dtype=torch.float64)
     sampled = spec_values(model, samples(input_set, 256, seed=seed), spec).amin(0)
     assert bool((exact <= sampled + 1e-6).all())  # the MILP itself is right

@@ -1,64 +1,114 @@
-"""alpha-CROWN: optimise the lower ReLU slopes of the final back-substitution.
+"""alpha-CROWN (Xu et al. 2021): optimise the lower ReLU slopes, per bounded row, by projected Adam.
 
-Every lower slope ``a`` in [0, 1] gives a sound bound (``relu(z) >= a z`` for all ``z``),
-so the slopes of the unstable neurons of every ReLU are free parameters, one set per
-point and specification row (``(N, K, *shape)``). They start at CROWN's slopes and take
-``steps`` projected Adam steps (learning rate ``lr``) maximising the bound; the best slopes
-seen per row are kept, so the result is never below CROWN's. Intermediate bounds stay
-CROWN's (not re-optimised).
+Every lower slope ``a`` in [0, 1] gives a sound bound (``relu(z) >= a z`` for all ``z``), so
+each unstable neuron's lower slope is a free parameter, and it may differ for every row that
+is back-substituted through it. A *start* is a layer whose bounds are back-substituted: the
+final specification (rows ``K``) and, with ``intermediate``, every ReLU layer after the first
+(rows: its neurons that CROWN leaves unstable, lower and upper bound each; see
+:class:`shallowcert.bounds.intermediate.RowSlopes`). Each start has its own slopes at every
+earlier ReLU: ``(N, K, *shape)`` for the final rows, ``(N, 2R, *shape)`` for dense rows,
+window-shaped ``(2M, C, Ph, Pw)`` for rows bounded in patches.
+
+All slopes start at CROWN's and take ``steps`` Adam steps (learning rate ``lr``), each
+followed by clipping to [0, 1], maximising the sum of the final bounds. Each step recomputes
+every intermediate bound with its rows' slopes and intersects it with the tightest bound
+seen so far (every step's bounds are sound, so their intersection is), which enters the
+next layer's relaxation and so the final bound. The final bound kept per point and row is
+the best one seen (its linear function with it), never below CROWN's (step 0 is CROWN).
+
+Gradients w.r.t. the model: the last evaluation, with the best final slopes and the last
+intermediate ones (all detached), runs in the caller's autograd mode; where an earlier
+step's intermediate or final bound is tighter, that one is used as a constant.
 """
 
 from __future__ import annotations
 
 import torch
 
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.intermediate import Bounds
+from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
+from shallowcert.bounds.intermediate import Bounds, RowSlopes, initial_row_slopes, linear_bounds
 from shallowcert.bounds.network import Network
-from shallowcert.bounds.relaxation import Relaxation, relax
+from shallowcert.bounds.relaxation import Relaxation, with_lower_slopes
+
+_Evaluation = tuple[LinearBound, torch.Tensor, Bounds]
 
 
-def _final_bound(network: Network, bounds: Bounds, slopes: dict[int, torch.Tensor], spec: torch.Tensor,
-                 mid: torch.Tensor, rad: torch.Tensor) -> torch.Tensor:
-    relaxations = {p: relax(lower, upper, lower_slope=slopes[p]) for p, (lower, upper) in bounds.items()}
+def _row_mask(improved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return improved.reshape(*improved.shape, *([1] * (like.dim() - improved.dim())))
+
+
+def _evaluate(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
+              final_slopes: dict[int, torch.Tensor], rows: RowSlopes | None,
+              fixed: tuple[Bounds, dict[int, Relaxation]], known: dict[int, torch.Tensor] | None) -> _Evaluation:
+    """The final linear bound, its value ``(N, K)`` on the box, and the intermediate bounds:
+    recomputed with ``rows`` when given, else ``fixed``."""
+    bounds, relaxations = fixed if rows is None else linear_bounds(network, box, lower_slope="crown", known=known,
+                                                                   rows=rows)
+    relaxations = {p: with_lower_slopes(r, final_slopes[p]) for p, r in relaxations.items()}
     bound = back_substitute(network.steps, spec, relaxations)
-    return concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower
+    lower, upper = box
+    value = concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+    return bound, value, bounds
 
 
-def optimise_slopes(network: Network, bounds: Bounds, spec: torch.Tensor, mid: torch.Tensor, rad: torch.Tensor,
-                    *, steps: int, lr: float) -> dict[int, Relaxation]:
-    """The relaxations with optimised lower slopes (the best found per point and spec row).
+def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
+                    crown: tuple[Bounds, dict[int, Relaxation]], *, steps: int, lr: float, intermediate: bool,
+                    known: dict[int, torch.Tensor] | None = None) -> tuple[LinearBound, Bounds]:
+    """alpha-CROWN's final linear bound (the best per point and row) and intermediate bounds.
 
-    The optimisation runs on detached bounds; the returned relaxations use the caller's
-    ``bounds`` and detached slopes, so they stay differentiable w.r.t. the model.
+    ``box``: the input box ``(lower, upper)``; ``crown``: CROWN's bounds and relaxations on it
+    (from :func:`linear_bounds` with the same ``known`` states); ``intermediate``: optimise
+    the intermediate bounds' slopes too (else they stay CROWN's). Only ``offset_lower`` of
+    the result is meaningful (the lower and upper slopes differ).
     """
-    rows = spec.shape[1]
-    fixed = {p: (lower.detach(), upper.detach()) for p, (lower, upper) in bounds.items()}
-    best = {p: relax(lower, upper, lower_slope="crown").lower_slope.expand(-1, rows, *lower.shape[1:]).clone()
-            for p, (lower, upper) in fixed.items()}
+    fixed = ({p: (lower.detach(), upper.detach()) for p, (lower, upper) in crown[0].items()},
+             {p: Relaxation(r.lower_slope.detach(), r.upper_slope.detach(), r.upper_intercept.detach())
+              for p, r in crown[1].items()})
+    rows = initial_row_slopes(network, *fixed) if intermediate else None
+    best_final = {p: r.lower_slope.expand(-1, spec.shape[1], *r.lower_slope.shape[2:]).clone()
+                  for p, r in fixed[1].items()}
+    inner = [] if rows is None else [slope for by_relu in rows.slopes.values() for slope in by_relu.values()]
+    best_bound, best_value = None, None
     with torch.enable_grad():
-        slopes = {p: slope.clone().requires_grad_(True) for p, slope in best.items()}
-        optimiser = torch.optim.Adam(list(slopes.values()), lr=lr)
-        best_value = None
-        for step in range(steps + 1):
-            value = _final_bound(network, fixed, slopes, spec.detach(), mid.detach(), rad.detach())
-            current = value.detach()
-            if best_value is None:
-                best_value = current
+        final = {p: slope.clone().requires_grad_(True) for p, slope in best_final.items()}
+        parameters = [*final.values(), *(slope.requires_grad_(True) for slope in inner)]
+        optimiser = torch.optim.Adam(parameters, lr=lr)
+        for _ in range(steps if parameters else 0):
+            bound, value, bounds = _evaluate(network, (box[0].detach(), box[1].detach()), spec.detach(), final, rows,
+                                             fixed, known)
+            if best_bound is None:
+                best_bound, best_value = _detached(bound), value.detach()
             else:
-                improved = current > best_value
-                best_value = torch.where(improved, current, best_value)
-                for p, slope in slopes.items():
-                    mask = improved.reshape(*improved.shape, *([1] * (slope.dim() - 2)))
-                    best[p] = torch.where(mask, slope.detach(), best[p])
-            if step == steps:
-                break
-            grads = torch.autograd.grad(-value.sum(), list(slopes.values()))
-            optimiser.zero_grad()
-            for slope, grad in zip(slopes.values(), grads):
-                slope.grad = grad
+                improved = value.detach() > best_value
+                best_bound, best_value = _select(improved, _detached(bound), best_bound), torch.maximum(value.detach(),
+                                                                                                      best_value)
+                for p, slope in final.items():
+                    best_final[p] = torch.where(_row_mask(improved, slope), slope.detach(), best_final[p])
+            if rows is not None:  # the running intersection: every later step starts from it
+                reference = {p: (lo.detach(), up.detach()) for p, (lo, up) in bounds.items()}
+                rows = RowSlopes(rows.neurons, rows.slopes, reference)
+            grads = torch.autograd.grad(-value.sum(), parameters, allow_unused=True)
+            for parameter, grad in zip(parameters, grads):
+                parameter.grad = torch.zeros_like(parameter) if grad is None else grad
             optimiser.step()
             with torch.no_grad():
-                for slope in slopes.values():
-                    slope.clamp_(0.0, 1.0)
-    return {p: relax(lower, upper, lower_slope=best[p]) for p, (lower, upper) in bounds.items()}
+                for parameter in parameters:
+                    parameter.clamp_(0.0, 1.0)
+    if rows is not None:
+        rows = RowSlopes(rows.neurons, {s: {p: slope.detach() for p, slope in by_relu.items()}
+                                        for s, by_relu in rows.slopes.items()}, rows.reference)
+    bound, value, bounds = _evaluate(network, box, spec, best_final, rows, crown, known)
+    if best_bound is not None:
+        bound = _select(value.detach() >= best_value, bound, best_bound)
+    return bound, bounds
+
+
+def _detached(bound: LinearBound) -> LinearBound:
+    return LinearBound(bound.coefficients.detach(), bound.offset_lower.detach(), bound.offset_upper.detach())
+
+
+def _select(choose: torch.Tensor, first: LinearBound, second: LinearBound) -> LinearBound:
+    """Per point and row (``choose`` ``(N, K)``): ``first`` where ``choose``, else ``second``."""
+    return LinearBound(torch.where(_row_mask(choose, first.coefficients), first.coefficients, second.coefficients),
+                       torch.where(choose, first.offset_lower, second.offset_lower),
+                       torch.where(choose, first.offset_upper, second.offset_upper))

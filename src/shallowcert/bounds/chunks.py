@@ -28,13 +28,14 @@ Outputs = tuple[torch.Tensor, ...]
 
 
 def points_per_chunk(network: Network, rows: int, dtype: torch.dtype, *, signs: int, autograd: bool,
-                     budget: int | None) -> int:
-    """How many points fit ``budget`` bytes (``None``: :data:`MEMORY_BUDGET`); at least 1."""
+                     budget: int | None, slopes: str | None = None) -> int:
+    """How many points fit ``budget`` bytes (``None``: :data:`MEMORY_BUDGET`); at least 1.
+    ``slopes``: alpha-CROWN's free slopes (:func:`shallowcert.bounds.plan.bytes_per_point`)."""
     budget = MEMORY_BUDGET if budget is None else budget
     if budget <= 0:
         raise UserError(f"memory_budget must be a positive number of bytes, got {budget}")
     itemsize = dtype.itemsize
-    fits = budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd)
+    fits = budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd, slopes=slopes)
     if autograd:  # every chunk is recorded (and re-run in backward): fewer, larger chunks
         return max(1, fits)
     return max(1, min(fits, CACHE_TARGET // coefficient_bytes_per_point(network, rows, itemsize, signs=signs)))

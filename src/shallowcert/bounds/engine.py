@@ -6,7 +6,8 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
   with the spec before concretising (``C W`` over the last ReLU's box).
 * ``dual``: Wong & Kolter's dual network (= Fast-Lin), equal to convex_adversarial.
 * ``crown``: adaptive lower slope (1 if ``u >= -l`` else 0) everywhere.
-* ``alpha-crown``: CROWN intermediate bounds, optimised final lower slopes.
+* ``alpha-crown``: lower slopes optimised per bounded row, for the final rows and (by
+  default) every intermediate bound's rows (:mod:`shallowcert.bounds.alpha`).
 * ``crown-ibp``: IBP intermediate bounds, CROWN back-substitution for the final layer.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.bounds.alpha import optimise_slopes
+from shallowcert.bounds.alpha import optimise_bounds
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
@@ -31,11 +32,9 @@ from shallowcert.errors import UserError
 METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 
 
-def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
+def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
              known_states: tuple[torch.Tensor, ...] | None = None,
              ) -> tuple[Network, torch.Tensor, torch.Tensor, torch.Tensor]:
-    if method not in METHODS:
-        raise UserError(f"unknown bounds method '{method}' (choose from {', '.join(METHODS)})")
     center = input_set.center
     network = read_network(model, tuple(center.shape[1:]), center.dtype, device=center.device)
     if len(network.output_shape) != 1:
@@ -50,24 +49,40 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, m
     return network, spec, lower, upper
 
 
-def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, *,
-                  method: str, alpha_steps: int, alpha_lr: float, known: dict[int, torch.Tensor] | None = None,
-                  ) -> tuple[LinearBound, Bounds]:
+@dataclass(frozen=True)
+class BoundOptions:
+    """How to bound: the method and alpha-CROWN's settings (:mod:`shallowcert.bounds.alpha`)."""
+
+    method: str
+    alpha_steps: int = 20
+    alpha_lr: float = 0.1
+    alpha_intermediate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UserError(f"unknown bounds method '{self.method}' (choose from {', '.join(METHODS)})")
+        if self.alpha_steps < 0 or not self.alpha_lr > 0:
+            raise UserError(f"alpha_steps must be >= 0 and alpha_lr > 0, got {self.alpha_steps} and {self.alpha_lr}")
+
+
+def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, options: BoundOptions,
+                  known: dict[int, torch.Tensor] | None = None) -> tuple[LinearBound, Bounds]:
     """``spec · f(x) >= coefficients · x + offset_lower`` for every ``x`` in the input box,
     and the pre-activation bounds it used (per ReLU position).
 
-    The unchunked core of :func:`linear_certificate` on a read network (``method`` not
-    ``ibp``); ``known``: ReLU states per position that hold on the box (see there).
+    The unchunked core of :func:`linear_certificate` on a read network (``options.method``
+    not ``ibp``); ``known``: ReLU states per position that hold on the box (see there).
     """
-    mid, rad = (upper + lower) / 2, (upper - lower) / 2
+    method = options.method
     if method == "crown-ibp":
         bounds = interval_bounds(network, lower, upper)
         relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
     else:
         bounds, relaxations = linear_bounds(network, (lower, upper), lower_slope="dual" if method == "dual" else "crown",
                                             known=known)
-    if method == "alpha-crown" and alpha_steps > 0:
-        relaxations = optimise_slopes(network, bounds, spec, mid, rad, steps=alpha_steps, lr=alpha_lr)
+    if method == "alpha-crown" and options.alpha_steps > 0:
+        return optimise_bounds(network, (lower, upper), spec, (bounds, relaxations), steps=options.alpha_steps,
+                               lr=options.alpha_lr, intermediate=options.alpha_intermediate, known=known)
     return back_substitute(network.steps, spec, relaxations), bounds
 
 
@@ -88,24 +103,28 @@ def _records_gradients(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, method: str,
+def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, options: BoundOptions,
              compute: Callable[..., Outputs], budget: int | None,
              known_states: tuple[torch.Tensor, ...] | None = None) -> Outputs:
     """``compute(network, spec, lower, upper, *known_states)`` over chunks of points that fit
     ``budget`` bytes (the known states, checked, are split alike)."""
-    network, spec, lower, upper = _prepare(model, input_set, spec, method, known_states)
+    network, spec, lower, upper = _prepare(model, input_set, spec, known_states)
     autograd = _records_gradients(model, input_set, spec)
-    if method == "ibp":
+    if options.method == "ibp":
         size = lower.shape[0]
     else:
-        size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if method == "dual" else 2,
-                                autograd=autograd or method == "alpha-crown", budget=budget)
+        slopes = options.method == "alpha-crown" and options.alpha_steps > 0
+        size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if options.method == "dual" else 2,
+                                autograd=autograd or slopes, budget=budget,
+                                slopes="intermediate" if slopes and options.alpha_intermediate else
+                                "final" if slopes else None)
     return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *(known_states or ())), size,
                      autograd=autograd)
 
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
-                 alpha_steps: int = 20, alpha_lr: float = 0.1, memory_budget: int | None = None) -> torch.Tensor:
+                 alpha_steps: int = 20, alpha_lr: float = 0.1, alpha_intermediate: bool = True,
+                 memory_budget: int | None = None) -> torch.Tensor:
     """Lower bounds ``(N, K)`` of ``spec[n] @ model(x)`` over every ``x`` in ``input_set``.
 
     ``spec`` is ``(N, K, classes)`` (``None``: the identity, i.e. bounds on each logit).
@@ -115,17 +134,23 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     are cast internally to ``input_set.center.dtype`` (no copy needed; use float64 for
     certification) and the result is differentiable w.r.t. them.
 
+    ``alpha-crown`` options (:mod:`shallowcert.bounds.alpha`): ``alpha_steps`` projected Adam
+    steps with learning rate ``alpha_lr`` on the lower slopes of the final rows and, with
+    ``alpha_intermediate``, of every intermediate bound's rows (each step then costs about
+    one CROWN evaluation; without it, one final back-substitution).
+
     Points are processed in chunks that fit ``memory_budget`` bytes (``None``:
     :data:`shallowcert.bounds.chunks.MEMORY_BUDGET`, 1 GiB); the bounds do not depend on it.
     """
+    options = BoundOptions(method, alpha_steps, alpha_lr, alpha_intermediate)
+
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
         if method == "ibp":
             return (_interval_bound(network, spec, lower, upper),)
-        bound, _ = relaxed_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
-                                 alpha_lr=alpha_lr)
+        bound, _ = relaxed_bound(network, spec, lower, upper, options)
         return (concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower,)
 
-    return _chunked(model, input_set, spec, method, compute, memory_budget)[0]
+    return _chunked(model, input_set, spec, options, compute, memory_budget)[0]
 
 
 @dataclass(frozen=True)
@@ -144,7 +169,7 @@ class LinearCertificate:
 
 def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
                        method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
-                       known_states: tuple[torch.Tensor, ...] | None = None,
+                       alpha_intermediate: bool = True, known_states: tuple[torch.Tensor, ...] | None = None,
                        memory_budget: int | None = None) -> LinearCertificate:
     """A linear lower bound ``spec · f(x) >= offset + lam · x`` on ``input_set`` (flattened ``x``).
 
@@ -162,9 +187,11 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     ``known_states``: the ``states`` of a certificate computed on a *superset* of this input
     set (same points, in order), e.g. a larger radius. Neurons they prove stable are not
     bounded again (:mod:`shallowcert.bounds.intermediate`); sound, and much cheaper when
-    searching downwards in radius. ``ibp`` ignores them. ``memory_budget`` as in
-    :func:`lower_bounds`.
+    searching downwards in radius. ``ibp`` ignores them. ``alpha_*`` options and
+    ``memory_budget`` as in :func:`lower_bounds`.
     """
+    options = BoundOptions(method, alpha_steps, alpha_lr, alpha_intermediate)
+
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
                 *known: torch.Tensor) -> Outputs:
         points, rows = spec.shape[:2]
@@ -172,21 +199,23 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
             offset = _interval_bound(network, spec, lower, upper)
             return offset.new_zeros(points, rows, lower[0].numel()), offset
         positions = network.relu_positions
-        bound, bounds = relaxed_bound(network, spec, lower, upper, method=method, alpha_steps=alpha_steps,
-                                      alpha_lr=alpha_lr, known=dict(zip(positions, known)) if known else None)
+        bound, bounds = relaxed_bound(network, spec, lower, upper, options,
+                                      known=dict(zip(positions, known)) if known else None)
         states = states_of(bounds)
         return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions))
 
     known = None if known_states is None or method == "ibp" else tuple(known_states)
-    lam, offset, *states = _chunked(model, input_set, spec, method, compute, memory_budget, known)
+    lam, offset, *states = _chunked(model, input_set, spec, options, compute, memory_budget, known)
     return LinearCertificate(lam, offset, tuple(states))
 
 
 def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
                        method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
-                       memory_budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       alpha_intermediate: bool = True, memory_budget: int | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lam (N, K, d), offset (N, K))`` of :func:`linear_certificate` (see there):
     ``spec · f(x) >= offset + lam · x`` for every ``x`` in ``input_set`` and in its subsets."""
     certificate = linear_certificate(model, input_set, spec, method=method, alpha_steps=alpha_steps,
-                                     alpha_lr=alpha_lr, memory_budget=memory_budget)
+                                     alpha_lr=alpha_lr, alpha_intermediate=alpha_intermediate,
+                                     memory_budget=memory_budget)
     return certificate.coefficients, certificate.offset

@@ -20,14 +20,16 @@ neuron whose bounds cross (``l > u``) shows the subdomain is empty.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
 from shallowcert.bounds.network import Network, Step
-from shallowcert.bounds.patches import patch_back_substitute
+from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
-from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask
+from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.screen import Box, activation_box, packed, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
@@ -62,12 +64,65 @@ def _apply_known(lower: torch.Tensor, upper: torch.Tensor, known: torch.Tensor |
             torch.where(known == INACTIVE, upper.clamp(max=0), upper))
 
 
+@dataclass(frozen=True)
+class RowSlopes:
+    """alpha-CROWN's free lower slopes for the intermediate bounds of :func:`linear_bounds`.
+
+    ``neurons[s]``: the bool mask ``(N, *shape)`` of the neurons bounded at the ReLU at step
+    ``s`` (fixed, so that every row keeps its slopes). Each such neuron is two rows, its lower
+    and its negated upper bound, and ``slopes[s][p]`` holds every row's lower slopes at an
+    earlier ReLU ``p``: dense rows ``(N, 2R, *shape_p)`` (lower rows first, then upper rows; ``R``
+    the most neurons of a point, padded, as :func:`shallowcert.bounds.screen.packed` orders
+    them), patches ``(2M, C, Ph, Pw)`` on the windows (``M`` neurons in ``nonzero`` order).
+    ``reference``: sound bounds of every ReLU's input on the same set; new bounds are
+    intersected with them (elementwise, keeping the new value where it is at least as tight).
+    """
+
+    neurons: dict[int, torch.Tensor]
+    slopes: dict[int, dict[int, torch.Tensor]]
+    reference: Bounds
+
+
+def initial_row_slopes(network: Network, bounds: Bounds, relaxations: dict[int, Relaxation]) -> RowSlopes:
+    """Row slopes starting at the ``relaxations``' lower slopes (CROWN's), for the neurons that
+    ``bounds`` leave unstable at every ReLU after the first; ``reference``: ``bounds``, detached."""
+    neurons, slopes = {}, {}
+    for position in network.relu_positions[1:]:
+        unstable = unstable_mask(*bounds[position]).detach()
+        if not bool(unstable.any()):
+            continue
+        steps = network.steps[:position]
+        maps = {p: r.lower_slope.detach() for p, r in relaxations.items() if p < position}
+        if layer_plan(steps, tuple(unstable.shape[1:])).patches:
+            maps = {p: slope.squeeze(1) for p, slope in maps.items()}
+            slopes[position] = relu_windows(steps, unstable.nonzero(), tuple(unstable.shape[1:]), maps, repeat=2)
+        else:
+            rows = 2 * packed(unstable.flatten(1))[0].shape[1]
+            slopes[position] = {p: slope.expand(-1, rows, *slope.shape[2:]).clone() for p, slope in maps.items()}
+        neurons[position] = unstable
+    reference = {p: (lower.detach(), upper.detach()) for p, (lower, upper) in bounds.items()}
+    return RowSlopes(neurons, slopes, reference)
+
+
+def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor],
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The intersection of two boxes, each end taken from ``bounds`` where it is at least as tight
+    (ties too: so gradients flow through ``bounds``)."""
+    (lower, upper), (reference_lower, reference_upper) = bounds, reference
+    return (torch.where(lower >= reference_lower, lower, reference_lower),
+            torch.where(upper <= reference_upper, upper, reference_upper))
+
+
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
-                  known: dict[int, torch.Tensor] | None = None) -> tuple[Bounds, dict[int, Relaxation]]:
+                  known: dict[int, torch.Tensor] | None = None, rows: RowSlopes | None = None,
+                  ) -> tuple[Bounds, dict[int, Relaxation]]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
     ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
-    it, per ReLU position (module docstring). Returns the bounds and the relaxations.
+    it, per ReLU position (module docstring). ``rows`` (alpha-CROWN, with ``crown``): bound
+    exactly ``rows.neurons`` with the rows' own lower slopes at the earlier ReLUs, every
+    other neuron by interval arithmetic, and intersect every layer with ``rows.reference``.
+    Returns the bounds and the relaxations (CROWN's lower slopes for alpha-CROWN too).
     """
     lower_in, upper_in = box
     mid, rad = (upper_in + lower_in) / 2, (upper_in - lower_in) / 2
@@ -80,16 +135,25 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
         lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
-        candidates = unstable_mask(lower, upper)
+        if rows is None:
+            candidates = unstable_mask(lower, upper)
+            bound = bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1)
+            slopes = None
+        else:
+            candidates, slopes = rows.neurons.get(position), rows.slopes.get(position)
+            bound = candidates is not None
         computed = None
-        if bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1):
+        if bound:
             computed = candidates
             if layer_plan(steps, tuple(lower.shape[1:])).patches:
-                tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric)
+                tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
             else:
-                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens)
+                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
+                                                         slopes)
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
+        if rows is not None:
+            lower, upper = _tighter((lower, upper), rows.reference[position])
         bounds[position] = (lower, upper)
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
@@ -100,24 +164,27 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
 
 
 def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
-                  rad: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                  rad: torch.Tensor, symmetric: bool, slopes: dict[int, torch.Tensor] | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     neurons = candidates.nonzero()
     shape = tuple(candidates.shape[1:])
     if symmetric:
         lower, upper = patch_back_substitute(steps, neurons, shape, relaxations, mid, rad, signs=(1.0,))
         return lower[0], upper[0]
-    lower, _ = patch_back_substitute(steps, neurons, shape, relaxations, mid, rad, signs=(1.0, -1.0))
+    lower, _ = patch_back_substitute(steps, neurons, shape, relaxations, mid, rad, signs=(1.0, -1.0), slopes=slopes)
     return lower[0], -lower[1]
 
 
 def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
-                  rad: torch.Tensor, symmetric: bool, screens: dict[int, Box]) -> tuple[torch.Tensor, torch.Tensor]:
+                  rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point.
 
     The affine maps after the last ReLU of ``steps`` are the same for every point: when the
     layer has no more neurons than the batch has rows, they are applied once to every
     neuron's one-hot row (a shared table) and each point takes its candidates' rows.
-    Dual rows are screened at every earlier ReLU (:mod:`shallowcert.bounds.screen`).
+    Dual rows are screened at every earlier ReLU (:mod:`shallowcert.bounds.screen`);
+    ``slopes`` (alpha-CROWN): the rows' own lower slopes per earlier ReLU (:class:`RowSlopes`).
     """
     flat = candidates.flatten(1)
     points, neurons = flat.shape
@@ -135,6 +202,8 @@ def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
     if symmetric:
         low, high = screened_bounds(steps[:tail], lam, offset, valid, relaxations, screens, mid, rad)
         return low[valid], high[valid]
+    if slopes is not None:
+        relaxations = {p: with_lower_slopes(r, slopes[p]) if p in slopes else r for p, r in relaxations.items()}
     bound = back_substitute(steps[:tail], torch.cat([lam, -lam], 1), relaxations)
     low, _ = concretize(bound.coefficients, mid, rad)
     low = low + bound.offset_lower + torch.cat([offset, -offset], 1)

@@ -79,15 +79,37 @@ def _zero_outside(lam: torch.Tensor, steps: list[Step], index: int, neurons: _Ne
     return lam * neurons.windows(inside, geometry, shared=True)
 
 
+def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
+                 maps: dict[int, torch.Tensor], *, repeat: int) -> dict[int, torch.Tensor]:
+    """``maps[index]`` ``(N, C, H, W)``, a map at the ReLU ``steps[index]``, cut into the windows
+    :func:`patch_back_substitute` uses there for ``neurons`` (repeated ``repeat`` times, one
+    copy per sign): ``(repeat * M, C, Ph, Pw)`` per index."""
+    chosen = _Neurons(neurons.repeat(repeat, 1), target_shape[1:])
+    geometry = _Geometry((1, 1), (1, 1), (0, 0))
+    windows = {}
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if isinstance(step, AffineMap):
+            geometry = geometry.back_through(*step.window)
+        elif index in maps:
+            windows[index] = chosen.windows(maps[index], geometry)
+    return windows
+
+
 def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
                           relaxations: dict[int, Relaxation], mid: torch.Tensor, rad: torch.Tensor, *,
-                          signs: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+                          signs: tuple[float, ...], slopes: dict[int, torch.Tensor] | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of selected neurons of the output of ``steps`` (all spatial) over the input box.
 
     ``neurons`` is ``(M, 4)`` rows ``(point, channel, row, col)``; ``mid``/``rad`` the input box
     ``(N, C, H, W)``. For each sign ``σ`` in ``signs`` the neuron is multiplied by ``σ`` before
     bounding. Returns ``(lower, upper)`` of ``σ z`` per neuron, shaped ``(len(signs), M)``;
     ``upper`` is only valid for symmetric relaxations (the dual one).
+
+    ``slopes`` (alpha-CROWN): lower slopes per bounded row on the windows of a ReLU
+    (``slopes[index]`` ``(len(signs) * M, C, Ph, Pw)``, laid out as :func:`relu_windows`), used
+    on its unstable neurons (positive intercept) instead of the relaxation's lower slope.
     """
     chosen = _Neurons(neurons, target_shape[1:])
     repeat, channels = len(signs), target_shape[0]
@@ -124,13 +146,16 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             term = lam * intercept  # intercepts are >= 0: the sign of lam splits the terms
             lower = lower + term.clamp(max=0).sum((1, 2, 3))
             upper = upper + term.clamp(min=0).sum((1, 2, 3))
-            del term, intercept
+            del term
             upper_slope = chosen_all.windows(relaxation.upper_slope.squeeze(1), geometry)
             if relaxation.lower_slope is relaxation.upper_slope:
                 lam = lam * upper_slope
             else:
                 lower_slope = chosen_all.windows(relaxation.lower_slope.squeeze(1), geometry)
+                if slopes is not None and index in slopes:
+                    lower_slope = torch.where(intercept > 0, slopes[index], lower_slope)
                 lam = torch.where(lam > 0, lam * lower_slope, lam * upper_slope)
+            del intercept
     centre = (lam * chosen_all.windows(mid, geometry)).sum((1, 2, 3))
     spread = (lam.abs() * chosen_all.windows(rad, geometry)).sum((1, 2, 3))
     return (centre - spread + lower).reshape(repeat, -1), (centre + spread + upper).reshape(repeat, -1)

@@ -11,6 +11,10 @@ Memory per point (float values times ``itemsize``, an upper bound: every neuron 
 a candidate): without autograd the largest single layer's working set,
 ``rows * widest coefficient map * LIVE_COPIES``; with autograd every layer's tensors stay
 saved until backward, ``rows * sum of coefficient maps * SAVED_COPIES`` summed over layers.
+alpha-CROWN adds its free slopes: every row of a layer that has them holds one slope per value
+of each earlier ReLU's map (or window), at most the sum of its coefficient maps, kept in
+``SLOPE_COPIES`` tensors; the final rows always, every bounded layer's rows when the
+intermediate slopes are optimised too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from shallowcert.bounds.network import Network, ReLUStep, Step
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
 SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
+SLOPE_COPIES = 5  # slopes, their gradient, Adam's two moments, the best final slopes
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,17 @@ def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, s
     return itemsize * max(count * max(sizes, default=1) for count, sizes in _layers(network, rows, signs))
 
 
-def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool) -> int:
+def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool,
+                    slopes: str | None = None) -> int:
     """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
-    (times ``signs`` bounded directions) and the ``rows`` specification rows."""
+    (times ``signs`` bounded directions) and the ``rows`` specification rows; ``slopes``:
+    alpha-CROWN's free slopes, ``"final"`` (the final rows only) or ``"intermediate"`` (every
+    layer's rows), or ``None``."""
+    layers = _layers(network, rows, signs)
+    total = LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs)
     if autograd:
-        return itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in _layers(network, rows, signs))
-    return LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs)
+        total = itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in layers)
+    if slopes is not None:
+        with_slopes = layers if slopes == "intermediate" else layers[-1:]
+        total += itemsize * SLOPE_COPIES * sum(count * sum(sizes) for count, sizes in with_slopes)
+    return total

@@ -56,3 +56,11 @@ def relax(lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str | torch.
     else:
         raise ValueError(f"unknown lower slope rule {lower_slope!r}")
     return Relaxation(slope, chord, intercept.unsqueeze(1))
+
+
+def with_lower_slopes(relaxation: Relaxation, slopes: torch.Tensor) -> Relaxation:
+    """``relaxation`` with the lower slopes ``slopes`` (in [0, 1], shaped ``(N, K, *shape)``: one
+    set per bounded row) on its unstable neurons, those with a positive upper intercept; its own
+    lower slopes elsewhere (stable neurons, or an intercept that underflowed: any slope is sound)."""
+    lower = torch.where(relaxation.upper_intercept > 0, slopes, relaxation.lower_slope)
+    return Relaxation(lower, relaxation.upper_slope, relaxation.upper_intercept)

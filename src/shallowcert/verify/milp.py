@@ -40,11 +40,12 @@ TARGET = 1e-2        # lower bound on t: an input that deep in the unsafe set is
 MAX_ENTRIES = 20_000_000  # largest dense layer matrix (entries) the MILP will build
 
 
-def _dense(steps: list[AffineMap], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, b)`` with ``steps(x) = W x + b`` on flattened activations."""
-    size = math.prod(steps[0].in_shape)
-    eye = torch.eye(size, dtype=dtype).reshape(size, *steps[0].in_shape)
-    bias = torch.zeros(1, *steps[0].in_shape, dtype=dtype)
+def _dense(steps: list[AffineMap], in_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, b)`` with ``steps(x) = W x + b`` on flattened activations shaped ``in_shape``
+    (no steps, e.g. after a final ReLU: the identity)."""
+    size = math.prod(in_shape)
+    eye = torch.eye(size, dtype=dtype).reshape(size, *in_shape)
+    bias = torch.zeros(1, *in_shape, dtype=dtype)
     for step in steps:
         eye = step.apply(eye)
         bias = step.apply(bias) + (0 if step.bias is None else step.bias)
@@ -60,7 +61,8 @@ class MilpSolver:
         edges = [-1, *positions, len(steps)]
         sizes = [math.prod(steps[0].in_shape)] + [math.prod(steps[p].shape) for p in positions]
         self.available = all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self.layers = [_dense(steps[a + 1:b], torch.float64) for a, b in zip(edges, edges[1:])] if self.available else []
+        self.layers = [_dense(steps[a + 1:b], bounder.network.input_shape if a < 0 else steps[a].shape, torch.float64)
+                       for a, b in zip(edges, edges[1:])] if self.available else []
         self.lower = prop.lower.flatten().double().cpu().numpy()
         self.upper = prop.upper.flatten().double().cpu().numpy()
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.engine import relaxed_bound
+from shallowcert.bounds.engine import BoundOptions, relaxed_bound
 from shallowcert.bounds.intermediate import states_of
 from shallowcert.bounds.network import Network, read_network
 from shallowcert.bounds.relaxation import relax, unstable_mask
@@ -97,8 +97,8 @@ class SubdomainBounder:
         spec = self.matrix.unsqueeze(0).expand(count, *self.matrix.shape)
         positions = self.network.relu_positions
         with torch.no_grad():
-            linear, bounds = relaxed_bound(self.network, spec, lower, upper, method=self.method,
-                                           alpha_steps=self.alpha_steps, alpha_lr=0.1,
+            linear, bounds = relaxed_bound(self.network, spec, lower, upper,
+                                           BoundOptions(self.method, alpha_steps=self.alpha_steps),
                                            known=dict(zip(positions, states)))
             mid, rad = (upper + lower) / 2, (upper - lower) / 2
             rows = concretize(linear.coefficients, mid, rad)[0] + linear.offset_lower - self.bound
