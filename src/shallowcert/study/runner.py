@@ -192,31 +192,30 @@ def plan_study(config: dict[str, Any], run_dir: str | Path, *, stages: list[Stag
 
 
 class _Progress:
-    """One bar for the whole study: jobs done / total, elapsed and the estimated time left
-    (the planned cost of the jobs left, scaled by how the finished ones compared with theirs)."""
+    """One bar for the whole study: jobs done / total, elapsed and the estimated time left:
+    the planned cost of the jobs left, scaled by how long the finished jobs took against
+    their plan, over the executor's parallel jobs."""
 
     def __init__(self, study: _Study, parallelism: int, enabled: bool) -> None:
         jobs = [(u, j) for u in study.units for j in u.jobs.values()]
         self.left = sum(j.cost for u, j in jobs if j.name not in u.reused)
         self.parallelism = parallelism
-        self.done_cost = 0.0
-        self.start = time.perf_counter()
+        self.planned = self.took = 0.0
         self.bar = tqdm(total=len(jobs), initial=sum(len(u.reused) for u in study.units), unit="job",
                         desc="study", disable=not enabled, dynamic_ncols=True,
                         bar_format="{desc}: {n_fmt}/{total_fmt} jobs |{bar}| {elapsed} elapsed{postfix}")
         self._show()
 
-    def finished(self, job: Job) -> None:
+    def finished(self, job: Job, seconds: float) -> None:
         self.left -= job.cost
-        self.done_cost += job.cost
+        self.planned += job.cost
+        self.took += seconds
         self.bar.update(1)
         self._show()
 
     def _show(self) -> None:
-        elapsed = time.perf_counter() - self.start
-        pace = elapsed * self.parallelism / self.done_cost if self.done_cost > 0 else 1.0
-        remaining = max(0.0, self.left) * pace / self.parallelism
-        self.bar.set_postfix_str(f"~{tqdm.format_interval(remaining)} left")
+        pace = self.took / self.planned if self.planned > 0 and self.took > 0 else 1.0
+        self.bar.set_postfix_str(f"~{tqdm.format_interval(max(0.0, self.left) * pace / self.parallelism)} left")
 
     def close(self) -> None:
         self.bar.close()
@@ -271,7 +270,7 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
                 unit = next(u for u in study.units if u.stage.name == call.stage and u.seed == call.seed)
                 unit.results[call.job.name] = record["result"]
                 unit.seconds += record["seconds"]
-                progress.finished(call.job)
+                progress.finished(call.job, record["seconds"])
                 log.debug("job %s/seed-%d/%s done in %.1f s", call.stage, call.seed, call.job.name, record["seconds"])
             study.collect_ready_units()
     finally:
