@@ -117,19 +117,20 @@ class _Study:
                               if store.problem(s.name, self.manifest_print(s)) is None}
         self.units: list[Unit] = []
         for stage in stages:
-            if stage.name in self.reused_stages:
-                continue
             for seed in config["seeds"]:
                 jobs = stage.jobs(self.context(stage, seed), self.costs)
                 _check_jobs(stage.name, jobs)
                 prints = {job.name: job_fingerprint(self.prints[stage.name], seed, job) for job in jobs}
                 unit = Unit(stage, seed, {job.name: job for job in jobs}, prints)
+                self.units.append(unit)
+                if stage.name in self.reused_stages:
+                    unit.reused, unit.collected = set(unit.jobs), True
+                    continue
                 for job in jobs:
                     record = store.finished_job(stage.name, seed, job.name, prints[job.name])
                     if record is not None:
                         unit.results[job.name], unit.seconds = record["result"], unit.seconds + record["seconds"]
                         unit.reused.add(job.name)
-                self.units.append(unit)
 
     def dataset(self):
         return cached_study_dataset(self.config)
