@@ -44,6 +44,8 @@ certification:
 improvement: {retrain_epochs: 1, adversarial_steps: 2, adversarial_eps: 0.02, training: {epochs: 1, batch_size: 64}}
 """
 
+pytestmark = pytest.mark.slow  # two runs of the study on two seeds: a minute or more on 2 cores
+
 VOLATILE = {"seconds", "train_seconds"}
 
 

@@ -9,7 +9,9 @@ job's estimate counts the examples it pushes through its model:
   about a third of a training step);
 * distillation: the same with the transfer set in place of the train split; the teacher's
   logits once, ``transfer examples / 3`` of the teacher;
-* attacks: ``points × steps × epsilons`` gradient steps per attack;
+* attacks: ``points × steps × epsilons`` gradient steps per attack, times
+  :data:`ATTACK_SURVIVORS` (a sweep attacks only the points still standing and stops a
+  point at its first success; a rough figure, not a measurement);
 * bound computations cost :data:`BOUND_FACTOR` training steps per example — a documented
   rough figure (bounds push a specification matrix back through every layer), not a
   measurement; certified training multiplies each step by it, a certificate with its
@@ -31,6 +33,7 @@ from shallowcert.models.spec import build
 
 BOUND_FACTOR = {"ibp": 2.0, "crown-ibp": 6.0, "dual": 30.0, "crown": 30.0, "alpha-crown": 150.0}
 RADIUS_EVALUATIONS = 8
+ATTACK_SURVIVORS = 0.25
 FORWARD = 1 / 3
 # Unlabelled transfer sets whose size is known without building them (``extra`` splits);
 # the others are the train split plus two augmented copies.
@@ -91,7 +94,7 @@ class CostModel:
         return self.examples(transfer) * FORWARD * self.step(teacher_spec)
 
     def attack(self, spec: str, *, points: int, steps: int, epsilons: int) -> float:
-        return points * steps * epsilons * self.step(spec)
+        return points * steps * epsilons * ATTACK_SURVIVORS * self.step(spec)
 
     def robustness(self, spec: str, *, points: int, method: str, pgd_eps: int) -> float:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""

@@ -258,7 +258,8 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
     try:
         study.collect_ready_units()
         while pending or running:
-            for unit, job in [(u, j) for u, j in pending if study.ready(u, j)]:
+            ready = sorted([(u, j) for u, j in pending if study.ready(u, j)], key=lambda uj: -uj[1].cost)
+            for unit, job in ready:  # the longest first: they bound the wall time
                 pending.remove((unit, job))
                 executor.submit(JobCall(study.config, str(study.store.root), unit.stage.name, unit.seed, job,
                                         unit.prints[job.name], executor.job_device(str(study.device)),
