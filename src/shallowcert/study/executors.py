@@ -76,6 +76,9 @@ class RayExecutor:
         self.threads = cpus_per_job
         env = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(cpus_per_job)}
         if address is None:
+            # Ray starts its workers at nice 15; here the workers do the study's work, and on a
+            # shared machine a lowered priority loses to every other process.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=cpus, include_dashboard=False, configure_logging=False, log_to_driver=False,
                      object_store_memory=128 * 1024 ** 2, runtime_env={"env_vars": env})
         else:
