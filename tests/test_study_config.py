@@ -27,14 +27,14 @@ def test_every_preset_is_valid(name: str) -> None:
 
 def test_defaults_fill_what_the_file_omits(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
-    path.write_text("seed: 3\nteacher:\n  training:\n    epochs: 2\n")
+    path.write_text("seeds: [3, 5]\nteacher:\n  training:\n    epochs: 2\n")
     config = load_config(path)
-    assert config["seed"] == 3 and config["teacher"]["training"]["epochs"] == 2
+    assert config["seeds"] == [3, 5] and config["data"]["split_seed"] == 0 and config["teacher"]["training"]["epochs"] == 2
     assert config["teacher"]["training"]["optimizer"] == "adam" and config["teacher"]["spec"] == "teacher-svhn"
 
 
 def test_unknown_key_names_its_path_and_line(tmp_path: Path) -> None:
-    message = errors_for(tmp_path, "seed: 1\nattacks:\n  attack: [pgd]\n")
+    message = errors_for(tmp_path, "seeds: [1]\nattacks:\n  attack: [pgd]\n")
     assert "study.yaml:3 attacks.attack: unknown key" in message and "known: attacks, eps" in message
 
 
@@ -44,7 +44,7 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 
 def test_bool_is_not_an_int(tmp_path: Path) -> None:
-    assert "seed: expected int, got bool" in errors_for(tmp_path, "seed: true\n")
+    assert "seeds: item 0: expected int, got bool" in errors_for(tmp_path, "seeds: [true]\n")
 
 
 def test_impossible_values(tmp_path: Path) -> None:
@@ -71,8 +71,24 @@ def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 
 def test_all_mistakes_reported_at_once(tmp_path: Path) -> None:
-    message = errors_for(tmp_path, "seed: -1\nbogus: 1\nteacher:\n  spec: nope:1\n  training:\n    epochs: 0\n")
+    message = errors_for(tmp_path, "seeds: [-1]\nbogus: 1\nteacher:\n  spec: nope:1\n  training:\n    epochs: 0\n")
     assert message.startswith("4 problem(s) in the config")
+
+
+def test_seeds_must_be_distinct_and_not_empty(tmp_path: Path) -> None:
+    assert "seeds: every seed must appear once" in errors_for(tmp_path, "seeds: [1, 1]\n")
+    assert "seeds: must not be empty" in errors_for(tmp_path, "seeds: []\n")
+
+
+def test_old_seed_key_says_what_replaced_it(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "name: old\nseed: 4\n")
+    assert "study.yaml:2 seed: replaced by 'seeds: [4]'" in message and "data.split_seed" in message
+
+
+@pytest.mark.parametrize("name, seeds", [("quick", 2), ("fashion-mnist", 3), ("thesis-svhn", 3),
+                                         ("thesis-cifar10", 3)])
+def test_presets_run_several_seeds(name: str, seeds: int) -> None:
+    assert len(load_config(preset=name)["seeds"]) == seeds
 
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""The whole study chain on a small slice of real Fashion-MNIST: report, kill + resume.
+"""The whole study chain on a small slice of real Fashion-MNIST, two seeds: report, executors,
+kill + resume, plan.
 
-One uninterrupted run is compared with a run killed (SIGKILL) right after its first
-stage and resumed: the results must be identical and the finished stage not redone.
+One uninterrupted run on Ray is compared with a run on the local executor killed (SIGKILL)
+once its first stage and a few jobs of the second are done, then resumed: the results must
+be identical (same seeds, same numbers whichever executor) and the finished jobs not redone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from shallowcert.report import STAGE_NAMES
 
 TINY = """
 name: tiny
+seeds: [0, 1]
 data: {train_limit: 400, val_size: 200, transfer_limit: 800}
 teacher: {spec: "teacher-svhn:4-4-8-16", training: {epochs: 2, batch_size: 64}}
 students: {snn: [8], scnn1: [2], scnn2: ["2-2"], training: {epochs: 1, batch_size: 64}}
@@ -41,6 +44,8 @@ certification:
 improvement: {retrain_epochs: 1, adversarial_steps: 2, adversarial_eps: 0.02, training: {epochs: 1, batch_size: 64}}
 """
 
+pytestmark = pytest.mark.slow  # two runs of the study on two seeds: a minute or more on 2 cores
+
 VOLATILE = {"seconds", "train_seconds"}
 
 
@@ -53,6 +58,10 @@ def study(config: Path, out: Path, *extra: str) -> subprocess.Popen:
 def finish(process: subprocess.Popen) -> None:
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
+
+
+def job_times(run_dir: Path) -> dict[str, int]:
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.glob("*/seed-*/jobs/*.json")}
 
 
 def stable(obj):
@@ -69,18 +78,19 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     config = root / "tiny.yaml"
     config.write_text(TINY)
-    finish(study(config, root / "straight"))
-    # Kill the second run as soon as its first stage is complete, then resume it.
-    victim = study(config, root / "killed")
+    finish(study(config, root / "straight", "--executor", "ray", "--cpus", "2"))
+    # Kill the second run once its first stage and some jobs of the second are done, then resume it.
+    victim = study(config, root / "killed", "--executor", "local", "--cpus", "1")
     manifest = root / "killed" / "teacher" / "manifest.json"
     deadline = time.time() + 300
-    while not manifest.exists() and time.time() < deadline and victim.poll() is None:
+    while time.time() < deadline and victim.poll() is None and not (
+            manifest.exists() and len(list((root / "killed" / "distillation").glob("seed-0/jobs/*.json"))) >= 2):
         time.sleep(0.05)
     assert manifest.exists(), "the first stage never finished"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    before = manifest.stat().st_mtime_ns
-    finish(study(config, root / "killed", "--resume"))
+    before = job_times(root / "killed")
+    finish(study(config, root / "killed", "--executor", "local", "--cpus", "1", "--resume"))
     return root, before
 
 
@@ -104,22 +114,59 @@ def test_report_has_every_section(runs) -> None:
 def test_certified_points_resist_the_attack(runs) -> None:
     """Soundness end to end: a point certified at eps is never broken by PGD at eps."""
     root, _ = runs
-    cert = json.loads((root / "straight" / "certification" / "results.json").read_text())
-    for model in cert["models"]:
+    by_seed = json.loads((root / "straight" / "certification" / "results.json").read_text())["by_seed"]
+    for model, cert in [(model, cert) for cert in by_seed.values() for model in cert["models"]]:
         pgd = dict(zip(model["pgd"]["eps"], model["pgd"]["robust_accuracy"]))
         assert model["certified_accuracy"] <= pgd[cert["eps"]] + 1e-12, model["name"]
 
 
 def test_resume_after_kill_matches_straight_run(runs) -> None:
-    root, teacher_mtime = runs
+    root, finished_before_kill = runs
     for stage in STAGE_NAMES:
         straight = json.loads((root / "straight" / stage / "results.json").read_text())
         resumed = json.loads((root / "killed" / stage / "results.json").read_text())
         assert stable(straight) == stable(resumed), stage
+    assert any(name.startswith("distillation/") for name in finished_before_kill)
+    after = job_times(root / "killed")
+    assert {name: after[name] for name in finished_before_kill} == finished_before_kill  # not redone
     facts = json.loads((root / "killed" / "run.json").read_text())
     assert facts["stages"]["teacher"]["reused"] is True
+    assert facts["stages"]["distillation"]["jobs_reused"] >= 2
     assert all(not s["reused"] for name, s in facts["stages"].items() if name != "teacher")
-    assert (root / "killed" / "teacher" / "manifest.json").stat().st_mtime_ns == teacher_mtime
+    assert json.loads((root / "straight" / "run.json").read_text())["executor"]["kind"] == "RayExecutor"
+
+
+def test_seeds_give_different_models(runs) -> None:
+    root, _ = runs
+    teacher = json.loads((root / "straight" / "teacher" / "results.json").read_text())
+    assert teacher["seeds"] == [0, 1] and set(teacher["by_seed"]) == {"0", "1"}
+    weights = [(root / "straight" / "teacher" / f"seed-{s}" / "teacher" / "model.safetensors").read_bytes()
+               for s in (0, 1)]
+    assert weights[0] != weights[1]
+    assert teacher["by_seed"]["0"]["teacher"]["spec"] == teacher["by_seed"]["1"]["teacher"]["spec"]
+
+
+def test_plan_lists_every_job_and_writes_nothing(runs, tmp_path) -> None:
+    root, _ = runs
+    config = root / "tiny.yaml"
+
+    def plan(out: Path) -> dict:
+        result = subprocess.run([sys.executable, "-m", "shallowcert", "study", str(config), "--plan", "--out",
+                                 str(out)], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
+    fresh = plan(tmp_path / "new-run")
+    assert not (tmp_path / "new-run").exists()
+    done = job_times(root / "straight")
+    assert len(fresh["jobs"]) == len(done) == fresh["jobs_to_run"]
+    assert {f"{j['stage']}/seed-{j['seed']}/jobs/{j['job']}.json" for j in fresh["jobs"]} == set(done)
+    assert all(j["estimated_seconds"] >= 0 for j in fresh["jobs"]) and fresh["estimated_seconds_one_thread"] > 0
+    assert abs(sum(j["estimated_seconds"] for j in fresh["jobs"]) - fresh["estimated_seconds_one_thread"]) < 1
+    finished = plan(root / "straight")
+    assert finished["jobs_to_run"] == 0 and finished["jobs_done"] == len(done)
+    assert job_times(root / "straight") == done
 
 
 def test_report_command_regenerates(runs, tmp_path) -> None:

@@ -25,12 +25,17 @@ STAGE_NAMES = ("teacher", "distillation", "temperature", "pruning", "attacks", "
 
 
 def read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """results.json of every stage that is complete (has its manifest)."""
+    """The first seed's results of every stage that is complete (has its manifest).
+
+    A stage's ``results.json`` is ``{"seeds": [...], "by_seed": {"<s>": ...}}``; the
+    first seed's files are in ``<stage>/seed-<s>/`` (see :func:`seed_dir`).
+    """
     results = {}
     for stage in STAGE_NAMES:
         path = run_dir / stage / "results.json"
         if path.is_file() and (run_dir / stage / "manifest.json").is_file():
-            results[stage] = json.loads(path.read_text())
+            everything = json.loads(path.read_text())
+            results[stage] = everything["by_seed"][str(everything["seeds"][0])]
     return results
 
 

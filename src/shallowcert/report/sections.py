@@ -5,6 +5,7 @@ Labels follow the thesis (chapter 8) so that a reader can put the two side by si
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ from shallowcert.report.document import Document, Figure, Heading, Paragraph, Ta
 
 Results = dict[str, dict[str, Any]]
 FAMILY_TABLES = {"snn": "Table 8.2", "scnn1": "Table 8.3", "scnn2": "Table 8.4"}
+
+
+def seed_dir(run_dir: Path, stage: str) -> Path:
+    """The directory of the first seed's files of ``stage`` (the seed whose tables are shown)."""
+    seeds = json.loads((run_dir / stage / "results.json").read_text())["seeds"]
+    return run_dir / stage / f"seed-{seeds[0]}"
 
 
 def _not_run(doc: Document, stage: str) -> None:
@@ -72,7 +79,7 @@ def temperature_section(doc: Document, results: Results, run_dir: Path) -> None:
                   f"logits matching, transfer set '{r['transfer']}'.",
                   ["student", "method", "T", "val acc", "test acc"], rows))
     doc.add(Figure("Figure 8.11", "Test accuracy against temperature; dashed: logits matching.",
-                   run_dir / "temperature" / "temperature.png"))
+                   seed_dir(run_dir, "temperature") / r["figure"]))
 
 
 def pruning_section(doc: Document, results: Results, run_dir: Path) -> None:
@@ -91,7 +98,7 @@ def pruning_section(doc: Document, results: Results, run_dir: Path) -> None:
                   [[layer["layer"], layer["filters_before"], layer["filters_kept"]] for layer in p["layers"]]))
     for i, name in enumerate(p["figures"]):
         doc.add(Figure(f"Figure 8.{13 + i}", "L1 norms of the filters of one convolutional layer (red: removed).",
-                       run_dir / "pruning" / name))
+                       seed_dir(run_dir, "pruning") / name))
 
 
 def attacks_section(doc: Document, results: Results, run_dir: Path) -> None:
@@ -106,7 +113,7 @@ def attacks_section(doc: Document, results: Results, run_dir: Path) -> None:
                       f"accuracy under attack on {r['n']} test points.",
                       ["model", "clean"] + [f"ε={e:g}" for e in eps],
                       [[c["model"], c["clean_accuracy"]] + c["robust_accuracy"] for c in curves]))
-        doc.add(Figure(f"Figure 8.{15 + i}", f"{attack.upper()}: accuracy against ε.", run_dir / "attacks" / f"{attack}.png"))
+        doc.add(Figure(f"Figure 8.{15 + i}", f"{attack.upper()}: accuracy against ε.", seed_dir(run_dir, "attacks") / f"{attack}.png"))
 
 
 def _cert_rows(models: list[dict[str, Any]]) -> list[list[Any]]:
@@ -137,7 +144,7 @@ def certification_section(doc: Document, results: Results, run_dir: Path) -> Non
                   f"{c['train_method']} bounds, ε={c['eps']:g}) and its distilled student.", CERT_HEADERS, _cert_rows(robust)))
     for i, m in enumerate(c["models"]):
         doc.add(Figure(f"Figure 8.{19 + i}", f"Certification area of {m['name']}: radii sorted, coloured by the "
-                       "running accuracy.", run_dir / "certification" / m["figure"]))
+                       "running accuracy.", seed_dir(run_dir, "certification") / m["figure"]))
     eps = c["models"][0]["pgd"]["eps"]
     doc.add(Table("Table 8.21", "PGD accuracy of the certification models.", ["model"] + [f"ε={e:g}" for e in eps],
                   [[m["name"]] + m["pgd"]["robust_accuracy"] for m in c["models"]]))
@@ -167,10 +174,12 @@ def run_facts_section(doc: Document, run: dict[str, Any] | None) -> None:
     if run is None:
         return doc.add(Paragraph("run.json is missing: the run has not finished."))
     env = run["environment"]
-    doc.add(Paragraph(f"Seed {run['config']['seed']}; shallowcert {env['shallowcert']}, Python {env['python']}, "
+    seeds = run["config"]["seeds"]
+    doc.add(Paragraph(f"Seeds {', '.join(map(str, seeds))} (tables show seed {seeds[0]}); "
+                      f"shallowcert {env['shallowcert']}, Python {env['python']}, "
                       f"torch {env['torch']}, numpy {env['numpy']}; {env['platform']}, {env['cpu_count']} CPUs "
                       f"({env['torch_threads']} torch threads). Wall time of this invocation: {run['wall_seconds']:.0f} s."))
-    doc.add(Table("Table R.1", "Wall time per stage (reused stages keep the time of the run that built them).",
+    doc.add(Table("Table R.1", "Time per stage: the sum of its jobs' seconds over every seed (reused jobs keep the time of the run that built them).",
                   ["stage", "title", "seconds", "reused"],
                   [[name, s["title"], s["seconds"], s["reused"]] for name, s in run["stages"].items()]))
     doc.add(Code(yaml.safe_dump(run["config"], sort_keys=False)))

@@ -37,9 +37,12 @@ def _training(epochs: int, lr: float = 1e-3, batch_size: int = 128, patience: in
 
 SCHEMA: Schema = {
     "name": Field("str", "study"),
-    "seed": Field("int", 0, at_least(0)),
+    "seeds": Field("list[int]", [0], all_of(non_empty, at_least(0)),
+                   "training seeds: every stage runs once per seed"),
     "data": {
         "dataset": Field("str", "fashion-mnist", one_of(*DATASETS)),
+        "split_seed": Field("int", 0, at_least(0), "seed of the validation split and the transfer set's "
+                            "augmentation: the same data for every training seed"),
         "data_dir": Field("str?", None),
         "val_size": Field("int?", None, at_least(1)),
         "train_limit": Field("int?", None, at_least(10), "use the first N training points"),
@@ -108,9 +111,21 @@ def _semantic_checks(config: dict[str, Any]) -> list[str]:
             expand(spec)
         except UserError as exc:
             errors.append(f"{where}: {exc}")
+    if len(set(config["seeds"])) != len(config["seeds"]):
+        errors.append(f"seeds: every seed must appear once, got {config['seeds']}")
     if not (config["students"]["snn"] or config["students"]["scnn1"] or config["students"]["scnn2"]):
         errors.append("students: at least one student width is needed")
     return errors
+
+
+def _refuse_old_seed_key(root: yaml.Node | None, source: str) -> None:
+    """``seed: N`` (one seed for data and training) was replaced by ``seeds`` and ``data.split_seed``."""
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "seed":
+                raise UserError(f"{source}:{key.start_mark.line + 1} seed: replaced by 'seeds: [{value.value}]' "
+                                "(the training seeds; every stage runs once per seed) and 'data.split_seed' "
+                                "(the validation split, fixed across seeds)")
 
 
 def load_config(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
@@ -130,6 +145,7 @@ def load_config(path: str | Path | None = None, *, preset: str | None = None) ->
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    _refuse_old_seed_key(root, source)
     config, errors = validate(SCHEMA, root, source=source, extra_checks=_semantic_checks)
     if errors:
         raise UserError(f"{len(errors)} problem(s) in the config:\n  " + "\n  ".join(errors))

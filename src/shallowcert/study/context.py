@@ -1,4 +1,5 @@
-"""What a stage sees: the config, the data, its work directory and earlier stages' artifacts."""
+"""What a job sees: the config, the data, its seed, its device, its seed directory and the
+artifacts of earlier stages for the same seed."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from torch import nn
 
 from shallowcert.data import Dataset, Split, load_dataset
 from shallowcert.models import ModelDir, count_macs, count_params, load_model, save_model
-from shallowcert.study.store import ArtifactStore
+from shallowcert.study.store import ArtifactStore, fingerprint
 from shallowcert.training import FitConfig, accuracy
+
+_DATASETS: dict[str, Dataset] = {}
 
 
 def study_dataset(config: dict[str, Any]) -> Dataset:
-    """The configured dataset with ``train_limit`` / ``transfer_limit`` applied."""
+    """The configured dataset with ``train_limit`` / ``transfer_limit`` applied.
+
+    The validation split and the transfer set depend on ``data.split_seed`` only, so every
+    training seed sees the same data.
+    """
     data = config["data"]
-    dataset = load_dataset(data["dataset"], data_dir=data["data_dir"], seed=config["seed"], val_size=data["val_size"])
+    dataset = load_dataset(data["dataset"], data_dir=data["data_dir"], seed=data["split_seed"],
+                           val_size=data["val_size"])
     if data["train_limit"] is not None:
         dataset.train = dataset.train.head(data["train_limit"])
     if dataset.transfer_builder is not None and data["transfer_limit"] is not None:
@@ -27,12 +35,23 @@ def study_dataset(config: dict[str, Any]) -> Dataset:
     return dataset
 
 
+def cached_study_dataset(config: dict[str, Any]) -> Dataset:
+    """:func:`study_dataset`, loaded once per process (a worker runs many jobs on the same data)."""
+    key = fingerprint(config["data"])
+    if key not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[key] = study_dataset(config)
+    return _DATASETS[key]
+
+
 @dataclass
 class StageContext:
     config: dict[str, Any]
     store: ArtifactStore
-    out: Path
+    stage: str
+    seed: int
     dataset_loader: Callable[[], Dataset]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _dataset: Dataset | None = field(default=None, repr=False)
 
     @property
@@ -42,27 +61,32 @@ class StageContext:
         return self._dataset
 
     @property
+    def out(self) -> Path:
+        """This stage's directory for this seed: ``RUN_DIR/<stage>/seed-<s>``."""
+        return self.store.seed_dir(self.stage, self.seed)
+
+    @property
     def cache_dir(self) -> Path:
         """Teacher logits cached across stages (keyed by teacher weights and transfer set)."""
         return self.store.root / "cache" / "teacher-logits"
-
-    @property
-    def seed(self) -> int:
-        return int(self.config["seed"])
 
     def fit_config(self, training: dict[str, Any], *, epochs: int | None = None) -> FitConfig:
         return FitConfig(epochs=epochs or training["epochs"], optimizer=training["optimizer"], lr=training["lr"],
                          batch_size=training["batch_size"], seed=self.seed, patience=training["patience"])
 
     def load(self, stage: str, name: str) -> ModelDir:
-        """A model written by an earlier stage."""
-        return load_model(self.store.stage_dir(stage) / name)
+        """A model written by ``stage`` (this stage or an earlier one) for this seed."""
+        return load_model(self.store.seed_dir(stage, self.seed) / name)
+
+    def results(self, stage: str) -> dict[str, Any]:
+        """An earlier stage's results for this seed."""
+        return self.store.seed_results(stage, self.seed)
 
     def test_points(self, n: int) -> Split:
         return self.dataset.test.head(n)
 
     def save(self, name: str, model: nn.Module, *, spec: str, **metrics: Any) -> dict[str, Any]:
-        """Save ``model`` under the stage's directory; return its summary row."""
+        """Save ``model`` under this seed's directory; return its summary row."""
         row = self.summary(model, spec=spec, **metrics)
         save_model(self.out / name, model, spec=spec, input_shape=self.dataset.input_shape,
                    classes=self.dataset.classes, metrics=row)

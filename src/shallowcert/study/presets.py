@@ -1,7 +1,7 @@
 """Named study configurations (partial: everything not given takes the schema default).
 
 * ``quick``: real Fashion-MNIST, every stage present but small; under 15 minutes on a
-  2-core machine. The README's main job.
+  2-core machine with its 2 seeds. The README's main job.
 * ``fashion-mnist``: the full chain at proper sizes on Fashion-MNIST.
 * ``thesis-svhn`` / ``thesis-cifar10``: the thesis' architectures, width sweeps,
   temperature grid (0.1 to 5) and epsilons; they need the user's data files.
@@ -16,6 +16,7 @@ _TEMPERATURES = [0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "name": "quick",
+        "seeds": [0, 1],
         "data": {"dataset": "fashion-mnist", "train_limit": 12000, "val_size": 2000, "transfer_limit": 24000},
         "teacher": {"spec": "teacher-svhn:16-16-32-128", "training": {"epochs": 4}},
         "students": {"snn": [32, 256], "scnn1": [4], "scnn2": ["4-8"],
@@ -31,6 +32,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "fashion-mnist": {
         "name": "fashion-mnist",
+        "seeds": [0, 1, 2],
         "data": {"dataset": "fashion-mnist"},
         "teacher": {"spec": "teacher-svhn", "training": {"epochs": 20, "patience": 4}},
         "students": {"snn": [64, 256, 1024], "scnn1": [4, 16, 64], "scnn2": ["4-8", "16-32", "64-128"],
@@ -44,6 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "thesis-svhn": {
         "name": "thesis-svhn",
+        "seeds": [0, 1, 2],
         "data": {"dataset": "svhn-middle"},
         "teacher": {"spec": "teacher-svhn", "training": {"epochs": 30, "patience": 5}},
         "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
@@ -57,6 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "thesis-cifar10": {
         "name": "thesis-cifar10",
+        "seeds": [0, 1, 2],
         "data": {"dataset": "cifar10"},
         "teacher": {"spec": "teacher-cifar10", "training": {"epochs": 40, "patience": 5}},
         "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],

@@ -16,6 +16,8 @@ from shallowcert.certify import (SearchSettings, certification_area, certified_r
                                  plot_certification_area)
 from shallowcert.robust import EpsilonSchedule, certified_accuracy_on, robust_fit
 from shallowcert.study.context import StageContext
+from shallowcert.study.costs import CostModel
+from shallowcert.study.jobs import Job
 from shallowcert.training import FitConfig
 
 DOMAIN = (0.0, 1.0)
@@ -54,3 +56,17 @@ def train_robust(ctx: StageContext, model: nn.Module, *, eps: float, method: str
     robust_fit(model, ctx.dataset.train, schedule=EpsilonSchedule(eps, warmup_epochs=max(1, warmup_epochs),
                                                                   start=min(1e-3, eps)),
                config=config, validate=validate, method=method, domain=DOMAIN)
+
+
+def certify_model(ctx: StageContext, *, name: str, pgd_eps: list[float]) -> dict[str, Any]:
+    """The robustness row of this stage's model ``name`` (a job of its own)."""
+    loaded = ctx.load(ctx.stage, name)
+    return robustness_row(ctx, loaded.model, name=name, spec=loaded.spec, pgd_eps=pgd_eps)
+
+
+def certify_job(ctx: StageContext, costs: CostModel, name: str, spec: str, pgd_eps: list[float]) -> Job:
+    """Certify, search radii and attack the model that job ``name`` trains, once it is done."""
+    section = ctx.config["certification"]
+    return Job(f"certify-{name}", certify_model, {"name": name, "pgd_eps": pgd_eps},
+               cost=costs.robustness(spec, points=section["points"], method=section["method"], pgd_eps=len(pgd_eps)),
+               outputs=(f"{name}-radii.csv", f"{name}-area.png"), after=(name,))

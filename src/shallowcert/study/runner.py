@@ -1,8 +1,17 @@
-"""Run the study's stages in order, reusing every stage that is complete and valid.
+"""Run the study: every stage once per seed, split into jobs, on an executor; reuse whatever
+is complete and valid.
 
-Each stage's fingerprint hashes the config sections it reads, the data section, the
-seed and the fingerprint of the stage before it, so changing a stage's config redoes
-that stage and every later one, never an earlier one.
+Each stage's fingerprint hashes the config sections it reads, the data section and the
+fingerprint of the stage before it, so changing a stage's config redoes that stage and
+every later one, never an earlier one. A job's fingerprint adds its seed, name and
+arguments: a finished job whose record and files are intact is never redone, so a crash of
+a worker or of this driver loses at most the jobs that were running. A stage's manifest
+also records the seeds, so adding a seed runs only the new seed's jobs.
+
+Order: a job starts when the jobs it names in ``after`` have finished and the previous
+stage is complete *for its seed* (seeds do not wait for each other). When a seed's jobs of
+a stage are done, the stage's ``collect`` writes ``seed-<s>/results.json``; when every seed
+is collected, ``results.json`` and the manifest complete the stage.
 """
 
 from __future__ import annotations
@@ -11,15 +20,21 @@ import logging
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from tqdm import tqdm
 
 from shallowcert import __version__, atomic
 from shallowcert.data import data_dir_for, dataset_info, files_found
 from shallowcert.errors import UserError
-from shallowcert.study.context import StageContext, study_dataset
+from shallowcert.study.context import StageContext, cached_study_dataset
+from shallowcert.study.costs import CostModel
+from shallowcert.study.executors import Executor, LocalExecutor
+from shallowcert.study.jobs import Job, JobCall, job_fingerprint
 from shallowcert.study.stage import Stage
 from shallowcert.study.store import RESULTS, ArtifactStore, fingerprint
 
@@ -46,7 +61,8 @@ def check_data_present(config: dict[str, Any]) -> None:
 
 
 def stage_fingerprints(config: dict[str, Any], stages: list[Stage]) -> dict[str, str]:
-    upstream = fingerprint({"data": config["data"], "seed": config["seed"]})
+    """Per stage: the hash of its config sections, the data and the stage before (not the seeds)."""
+    upstream = fingerprint({"data": config["data"]})
     prints: dict[str, str] = {}
     for stage in stages:
         upstream = fingerprint({"stage": stage.name, "upstream": upstream,
@@ -55,50 +71,224 @@ def stage_fingerprints(config: dict[str, Any], stages: list[Stage]) -> dict[str,
     return prints
 
 
+def manifest_fingerprint(stage_print: str, seeds: list[int]) -> str:
+    return fingerprint({"stage": stage_print, "seeds": seeds})
+
+
 def environment() -> dict[str, Any]:
     import numpy
-    import torch
     return {"shallowcert": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "platform": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
-def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
-              stages: list[Stage] | None = None) -> dict[str, Any]:
-    """Run (or resume) the study; return the run facts written to ``run.json``."""
-    stages = stages or all_stages()
-    store = ArtifactStore(run_dir)
-    root = Path(run_dir)
-    if root.exists() and any(root.iterdir()) and not resume:
-        raise UserError(f"{root} is not empty: pass --resume to continue that run, or choose a new --out")
+@dataclass
+class Unit:
+    """One stage for one seed: its jobs, their fingerprints and the results of those done."""
+
+    stage: Stage
+    seed: int
+    jobs: dict[str, Job]
+    prints: dict[str, str]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+    reused: set[str] = field(default_factory=set)
+    collected: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    stage: str
+    seed: int
+    job: str
+    cost_seconds: float
+    after: tuple[str, ...]
+    done: bool  # finished earlier in this run directory (would be reused)
+
+
+class _Study:
+    """The units of one invocation and the bookkeeping between them."""
+
+    def __init__(self, config: dict[str, Any], store: ArtifactStore, stages: list[Stage], device: torch.device) -> None:
+        self.config, self.store, self.stages, self.device = config, store, stages, device
+        self.prints = stage_fingerprints(config, stages)
+        self.costs = CostModel(config, self.dataset)
+        self.reused_stages = {s.name for s in stages
+                              if store.problem(s.name, self.manifest_print(s)) is None}
+        self.units: list[Unit] = []
+        for stage in stages:
+            for seed in config["seeds"]:
+                jobs = stage.jobs(self.context(stage, seed), self.costs)
+                _check_jobs(stage.name, jobs)
+                prints = {job.name: job_fingerprint(self.prints[stage.name], seed, job) for job in jobs}
+                unit = Unit(stage, seed, {job.name: job for job in jobs}, prints)
+                self.units.append(unit)
+                if stage.name in self.reused_stages:
+                    unit.reused, unit.collected = set(unit.jobs), True
+                    continue
+                for job in jobs:
+                    record = store.finished_job(stage.name, seed, job.name, prints[job.name])
+                    if record is not None:
+                        unit.results[job.name], unit.seconds = record["result"], unit.seconds + record["seconds"]
+                        unit.reused.add(job.name)
+
+    def dataset(self):
+        return cached_study_dataset(self.config)
+
+    def manifest_print(self, stage: Stage) -> str:
+        return manifest_fingerprint(self.prints[stage.name], self.config["seeds"])
+
+    def context(self, stage: Stage, seed: int) -> StageContext:
+        return StageContext(self.config, self.store, stage.name, seed, self.dataset, device=self.device)
+
+    def earlier_collected(self, unit: Unit) -> bool:
+        """Whether every earlier stage being built is complete for ``unit``'s seed."""
+        index = [s.name for s in self.stages].index(unit.stage.name)
+        earlier = {s.name for s in self.stages[:index]}
+        return all(u.collected for u in self.units if u.seed == unit.seed and u.stage.name in earlier)
+
+    def ready(self, unit: Unit, job: Job) -> bool:
+        return self.earlier_collected(unit) and all(name in unit.results for name in job.after)
+
+    def plan(self) -> list[PlannedJob]:
+        return [PlannedJob(u.stage.name, u.seed, job.name, round(job.cost, 1), job.after, job.name in u.reused)
+                for u in self.units for job in u.jobs.values()]
+
+    def collect_ready_units(self) -> None:
+        """Collect every unit whose jobs are all done (in stage order); complete finished stages."""
+        for unit in self.units:
+            if unit.collected or len(unit.results) < len(unit.jobs) or not self.earlier_collected(unit):
+                continue
+            ctx = self.context(unit.stage, unit.seed)
+            ctx.out.mkdir(parents=True, exist_ok=True)
+            atomic.write_json(ctx.out / RESULTS, unit.stage.collect(ctx, unit.results))
+            unit.collected = True
+            siblings = [u for u in self.units if u.stage.name == unit.stage.name]
+            if all(u.collected for u in siblings):
+                seeds = self.config["seeds"]
+                self.store.finish(unit.stage.name, self.manifest_print(unit.stage),
+                                  {"seeds": seeds, "by_seed": {str(s): self.store.seed_results(unit.stage.name, s)
+                                                               for s in seeds}},
+                                  seconds=sum(u.seconds for u in siblings))
+                log.info("stage %-13s complete", unit.stage.name)
+
+
+def _check_jobs(stage: str, jobs: list[Job]) -> None:
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage {stage}: job names repeat: {names}")
+    for job in jobs:
+        unknown = [name for name in job.after if name not in names]
+        if unknown:
+            raise ValueError(f"stage {stage}: job {job.name} waits for unknown job(s) {unknown}")
+
+
+def plan_study(config: dict[str, Any], run_dir: str | Path, *, stages: list[Stage] | None = None,
+               device: torch.device | None = None) -> list[PlannedJob]:
+    """Every job the study would run (marked ``done`` when ``run_dir`` already holds it), with
+    its estimated cost; writes nothing."""
     check_data_present(config)
-    root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(root / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-    prints = stage_fingerprints(config, stages)
-    dataset_cache: dict[str, Any] = {}
+    study = _Study(config, ArtifactStore(run_dir), stages or all_stages(), device or torch.device("cpu"))
+    return study.plan()
 
-    def dataset():
-        if "d" not in dataset_cache:
-            dataset_cache["d"] = study_dataset(config)
-        return dataset_cache["d"]
 
-    facts: dict[str, Any] = {"config": config, "environment": environment(), "stages": {}}
-    start = time.perf_counter()
-    for stage in stages:
-        problem = store.problem(stage.name, prints[stage.name])
-        if problem is None:
-            log.info("stage %-13s complete and valid: reused", stage.name)
-            facts["stages"][stage.name] = {"title": stage.title, "reused": True,
-                                           "seconds": store.manifest(stage.name)["seconds"]}
-            continue
-        log.info("stage %-13s running (%s)", stage.name, problem)
-        store.invalidate(stage.name)
-        with store.building(stage.name, prints[stage.name]) as work:
-            ctx = StageContext(config, store, work, dataset)
-            results = stage.run(ctx)
-            atomic.write_json(work / RESULTS, results)
-        facts["stages"][stage.name] = {"title": stage.title, "reused": False,
-                                       "seconds": store.manifest(stage.name)["seconds"]}
-    facts["wall_seconds"] = round(time.perf_counter() - start, 2)
+class _Progress:
+    """One bar for the whole study: jobs done / total, elapsed and the estimated time left:
+    the planned cost of the jobs left, scaled by how long the finished jobs took against
+    their plan, over the executor's parallel jobs."""
+
+    def __init__(self, study: _Study, parallelism: int, enabled: bool) -> None:
+        jobs = [(u, j) for u in study.units for j in u.jobs.values()]
+        self.left = sum(j.cost for u, j in jobs if j.name not in u.reused)
+        self.parallelism = parallelism
+        self.planned = self.took = 0.0
+        self.bar = tqdm(total=len(jobs), initial=sum(len(u.reused) for u in study.units), unit="job",
+                        desc="study", disable=not enabled, dynamic_ncols=True,
+                        bar_format="{desc}: {n_fmt}/{total_fmt} jobs |{bar}| {elapsed} elapsed{postfix}")
+        self._show()
+
+    def finished(self, job: Job, seconds: float) -> None:
+        self.left -= job.cost
+        self.planned += job.cost
+        self.took += seconds
+        self.bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        pace = self.took / self.planned if self.planned > 0 and self.took > 0 else 1.0
+        self.bar.set_postfix_str(f"~{tqdm.format_interval(max(0.0, self.left) * pace / self.parallelism)} left")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
+              stages: list[Stage] | None = None, executor: Executor | None = None,
+              device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the study on ``executor`` (default: in this process); return the run
+    facts written to ``run.json``. The executor is closed at the end."""
+    stages = stages or all_stages()
+    device = device or torch.device("cpu")
+    executor = executor or LocalExecutor(threads=torch.get_num_threads())
+    root = Path(run_dir)
+    try:
+        if root.exists() and any(root.iterdir()) and not resume:
+            raise UserError(f"{root} is not empty: pass --resume to continue that run, or choose a new --out")
+        check_data_present(config)
+        root.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(root / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+        start = time.perf_counter()
+        study = _Study(config, ArtifactStore(root), stages, device)
+        for stage in stages:
+            if stage.name in study.reused_stages:
+                log.info("stage %-13s complete and valid: reused", stage.name)
+            else:
+                study.store.begin(stage.name, study.prints[stage.name])
+        _run_jobs(study, executor, _Progress(study, executor.parallelism, progress))
+        facts = _facts(study, config, executor, time.perf_counter() - start)
+    finally:
+        executor.close()
     atomic.write_json(root / RUN_FILE, facts)
     return facts
+
+
+def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
+    pending = [(u, j) for u in study.units for j in u.jobs.values() if j.name not in u.reused]
+    running = 0
+    try:
+        study.collect_ready_units()
+        while pending or running:
+            ready = sorted([(u, j) for u, j in pending if study.ready(u, j)], key=lambda uj: -uj[1].cost)
+            for unit, job in ready:  # the longest first: they bound the wall time
+                pending.remove((unit, job))
+                executor.submit(JobCall(study.config, str(study.store.root), unit.stage.name, unit.seed, job,
+                                        unit.prints[job.name], executor.job_device(str(study.device)),
+                                        executor.threads))
+                running += 1
+            if not running:
+                raise RuntimeError(f"no job can start: {[f'{u.stage.name}/{j.name}' for u, j in pending]}")
+            for call, record in executor.wait():
+                running -= 1
+                unit = next(u for u in study.units if u.stage.name == call.stage and u.seed == call.seed)
+                unit.results[call.job.name] = record["result"]
+                unit.seconds += record["seconds"]
+                progress.finished(call.job, record["seconds"])
+                log.debug("job %s/seed-%d/%s done in %.1f s", call.stage, call.seed, call.job.name, record["seconds"])
+            study.collect_ready_units()
+    finally:
+        progress.close()
+
+
+def _facts(study: _Study, config: dict[str, Any], executor: Executor, wall: float) -> dict[str, Any]:
+    stages: dict[str, Any] = {}
+    for stage in study.stages:
+        manifest = study.store.manifest(stage.name) or {}
+        units = [u for u in study.units if u.stage.name == stage.name]
+        stages[stage.name] = {"title": stage.title, "reused": stage.name in study.reused_stages,
+                              "seconds": manifest.get("seconds", 0.0),
+                              "jobs": sum(len(u.jobs) for u in units),
+                              "jobs_reused": sum(len(u.reused) for u in units)}
+    return {"config": config, "environment": environment(),
+            "executor": {"kind": type(executor).__name__, "parallel_jobs": executor.parallelism,
+                         "threads_per_job": executor.threads, "device": str(study.device)},
+            "stages": stages, "wall_seconds": round(wall, 2)}
