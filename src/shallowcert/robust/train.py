@@ -26,11 +26,13 @@ def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: D
 
 
 def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, config: FitConfig,
-               validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None) -> FitResult:
+               validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None,
+               val: Split | None = None) -> FitResult:
     """Train ``model`` in place on the robust loss (Wong & Kolter) with the warm-up ``schedule``;
-    ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer."""
+    ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer.
+    ``val`` adds clean validation loss and accuracy to the learning curves."""
     return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
-               validate=validate, desc=f"robust-{method}")
+               validate=validate, desc=f"robust-{method}", val=val)
 
 
 def certified_accuracy_on(split: Split, eps: float, *, method: str = "dual",

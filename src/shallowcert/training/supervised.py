@@ -20,5 +20,6 @@ def build_seeded(spec: str, dataset: Dataset, seed: int) -> nn.Sequential:
 def train_classifier(spec: str, dataset: Dataset, config: FitConfig) -> tuple[nn.Sequential, FitResult]:
     """Cross-entropy training with early stopping on validation accuracy (never on test)."""
     model = build_seeded(spec, dataset, config.seed)
-    result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec)
+    result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec,
+                 val=dataset.val)
     return model, result
