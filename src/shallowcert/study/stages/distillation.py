@@ -22,7 +22,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
             student, fit = distill_student(teacher, spec, ctx.dataset, method=DistillMethod("logits"), config=config,
                                            transfer=transfer, cache_dir=ctx.cache_dir)
             row = ctx.save(model_name(f"logits-{transfer}", spec), student, spec=spec, method="logits",
-                           transfer=transfer, best_epoch=fit.best_epoch)
+                           transfer=transfer, fit=fit)
             rows.append({"family": family, **row, "control_test_accuracy": controls[spec]["test_accuracy"]})
     return {"students": rows}
 

@@ -24,26 +24,29 @@ def run(ctx: StageContext) -> dict[str, Any]:
     spec, eps = cert["student_spec"], cert["eps"]
     teacher = ctx.load("certification", "teacher-robust").model
     config = ctx.fit_config(section["training"])
-    variants = {"distilled (logits)": ctx.load("certification", "student-robust").model}
-    variants[f"distilled (temperature {section['temperature']:g})"], _ = distill_student(
-        teacher, spec, ctx.dataset, method=DistillMethod("temperature", temperature=section["temperature"]),
-        config=config, cache_dir=ctx.cache_dir)
+    logits = ctx.load("certification", "student-robust")
+    # (model, learning curves): the logits student's curves are those of its training in stage 6
+    variants = {"distilled (logits)": (logits.model, logits.metrics.get("history"))}
+    student, fit = distill_student(teacher, spec, ctx.dataset, config=config, cache_dir=ctx.cache_dir,
+                                   method=DistillMethod("temperature", temperature=section["temperature"]))
+    variants[f"distilled (temperature {section['temperature']:g})"] = (student, fit.history)
     retrained = ctx.load("certification", "student-robust").model
-    train_robust(ctx, retrained, eps=eps, method=cert["train_method"], warmup_epochs=1,
-                 config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
-    variants["distilled + robust retraining"] = retrained
+    fit = train_robust(ctx, retrained, eps=eps, method=cert["train_method"], warmup_epochs=1,
+                       config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
+    variants["distilled + robust retraining"] = (retrained, fit.history)
     scratch = build_seeded(spec, ctx.dataset, ctx.seed)
-    train_robust(ctx, scratch, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
-                 config=config)
-    variants["robust training from scratch"] = scratch
-    variants["adversarial distillation"], _ = distill_student(
+    fit = train_robust(ctx, scratch, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
+                       config=config)
+    variants["robust training from scratch"] = (scratch, fit.history)
+    student, fit = distill_student(
         teacher, spec, ctx.dataset, config=config, cache_dir=ctx.cache_dir,
         method=DistillMethod("adversarial", eps=section["adversarial_eps"], attack_steps=section["adversarial_steps"]))
+    variants["adversarial distillation"] = (student, fit.history)
     rows = []
-    for i, (name, model) in enumerate(variants.items()):
-        ctx.save(f"variant-{i}", model, spec=spec, variant=name)
+    for i, (name, (model, history)) in enumerate(variants.items()):
+        ctx.save(f"variant-{i}", model, spec=spec, variant=name, history=history)
         row = robustness_row(ctx, model, name=f"variant-{i}", spec=spec, pgd_eps=[0.0, eps])
-        rows.append({**row, "name": name, "pgd_accuracy": row["pgd"]["robust_accuracy"][-1]})
+        rows.append({**row, "name": name, "pgd_accuracy": row["pgd"]["robust_accuracy"][-1], "history": history})
     return {"spec": spec, "eps": eps, "dtype": "float64", "models": rows}
 
 

@@ -26,14 +26,12 @@ def model_name(prefix: str, spec: str) -> str:
 def run(ctx: StageContext) -> dict[str, Any]:
     teacher_cfg = ctx.config["teacher"]
     model, fit = train_classifier(teacher_cfg["spec"], ctx.dataset, ctx.fit_config(teacher_cfg["training"]))
-    teacher = ctx.save("teacher", model, spec=teacher_cfg["spec"], best_epoch=fit.best_epoch,
-                       train_seconds=round(fit.seconds, 2))
+    teacher = ctx.save("teacher", model, spec=teacher_cfg["spec"], fit=fit, train_seconds=round(fit.seconds, 2))
     log.info("teacher %s: test accuracy %.4f", teacher_cfg["spec"], teacher["test_accuracy"])
     controls = []
     for family, spec in student_specs(ctx.config):
         student, fit = train_classifier(spec, ctx.dataset, ctx.fit_config(ctx.config["students"]["training"]))
-        controls.append({"family": family, **ctx.save(model_name("control", spec), student, spec=spec,
-                                                      best_epoch=fit.best_epoch)})
+        controls.append({"family": family, **ctx.save(model_name("control", spec), student, spec=spec, fit=fit)})
     return {"teacher": teacher, "controls": controls}
 
 

@@ -21,16 +21,16 @@ def run(ctx: StageContext) -> dict[str, Any]:
     rows = []
     for width in section["scnn2"]:
         spec = f"scnn2:{width}"
-        logits_student, _ = distill_student(teacher, spec, ctx.dataset, method=DistillMethod("logits"), config=config,
-                                            transfer=transfer, cache_dir=ctx.cache_dir)
+        logits_student, fit = distill_student(teacher, spec, ctx.dataset, method=DistillMethod("logits"),
+                                              config=config, transfer=transfer, cache_dir=ctx.cache_dir)
         rows.append(ctx.save(model_name("logits", spec), logits_student, spec=spec, method="logits",
-                             transfer=transfer, temperature=None))
+                             transfer=transfer, temperature=None, fit=fit))
         for temperature in section["temperatures"]:
-            student, _ = distill_student(teacher, spec, ctx.dataset,
-                                         method=DistillMethod("temperature", temperature=temperature),
-                                         config=config, transfer=transfer, cache_dir=ctx.cache_dir)
+            student, fit = distill_student(teacher, spec, ctx.dataset,
+                                           method=DistillMethod("temperature", temperature=temperature),
+                                           config=config, transfer=transfer, cache_dir=ctx.cache_dir)
             rows.append(ctx.save(model_name(f"T{temperature:g}", spec), student, spec=spec, method="temperature",
-                                 transfer=transfer, temperature=temperature))
+                                 transfer=transfer, temperature=temperature, fit=fit))
     plot_accuracy_against_temperature(rows, ctx.out / "temperature.png")
     return {"students": rows, "transfer": transfer}
 
