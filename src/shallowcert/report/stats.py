@@ -51,6 +51,7 @@ class Spread:
     mean: float
     sd: float | None
     n: int
+    integers: bool = False  # every value was an integer (a count): shown with one decimal
 
 
 def mean_sd(values: Sequence[float]) -> Spread:
@@ -59,7 +60,8 @@ def mean_sd(values: Sequence[float]) -> Spread:
     if data.ndim != 1 or data.size == 0:
         raise ValueError("mean_sd needs a non-empty sequence of numbers")
     sd = float(data.std(ddof=1)) if data.size > 1 else None
-    return Spread(float(data.mean()), sd, int(data.size))
+    integers = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    return Spread(float(data.mean()), sd, int(data.size), integers)
 
 
 def _seeds_by_points(values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
