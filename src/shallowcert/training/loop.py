@@ -98,7 +98,7 @@ def epoch_record(model: nn.Module, epoch: int, *, loss: float, score: float, tra
 def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
         validate: Callable[[nn.Module], float], targets: torch.Tensor | None = None,
         inputs: torch.Tensor | None = None, desc: str = "train", val: Split | None = None,
-        curve_points: int | None = 10_000) -> FitResult:
+        curve_points: int | None = 2_000) -> FitResult:
     """Train ``model`` in place; the best epoch by ``validate`` is kept.
 
     ``inputs`` (uint8 images) and ``targets`` (any per-example tensor, e.g. teacher logits)
