@@ -29,7 +29,7 @@ from shallowcert.errors import UserError
 from shallowcert.report.document import Claim, spread_text
 from shallowcert.report.results import StageResults, common_seeds, correct_per_point, radii_columns, stacked
 from shallowcert.report.stats import (decide_interval, decide_mcnemar, describe_interval, describe_mcnemar, majority,
-                                      mcnemar_exact, mean_sd, paired_bootstrap)
+                                      mcnemar_exact, paired_bootstrap)
 
 Results = dict[str, StageResults]
 Verdict = tuple[bool | None, str, str]  # (holds, evidence, test used)
