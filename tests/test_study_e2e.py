@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shallowcert.report import STAGE_NAMES
+from shallowcert.report.results import correct_per_point, radii_columns, read_stage
 
 TINY = """
 name: tiny
@@ -108,7 +109,9 @@ def test_report_has_every_section(runs) -> None:
     assert html.count("data:image/png;base64,") >= 8  # figures are embedded: self-contained
     claims = json.loads((root / "straight" / "report.json").read_text())["claims"]
     assert len(claims) == 6 and all(c["holds"] in (True, False, None) for c in claims)
-    assert all(c["holds"] is not None or "no filter" in c["evidence"] for c in claims)
+    # every claim was tested: decided, or undecided by its test (within noise), or nothing was pruned
+    assert all(c["holds"] is not None or c["test"] or "no filter" in c["evidence"] for c in claims), claims
+    assert all(c["verdict"] != "undecided" or "no filter" in c["evidence"] for c in claims)
 
 
 def test_certified_points_resist_the_attack(runs) -> None:
@@ -175,3 +178,25 @@ def test_report_command_regenerates(runs, tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "shallowcert", "report", str(root / "straight")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and (root / "straight" / "report.md").is_file()
+
+
+def test_rows_name_per_point_records_and_learning_curves(runs) -> None:
+    root, _ = runs
+    run = root / "straight"
+    teacher = read_stage(run, "teacher")
+    for seed in teacher.seeds:
+        row = teacher.by_seed[seed]["teacher"]
+        assert correct_per_point(teacher, seed, row).mean() == pytest.approx(row["test_accuracy"])
+        assert [h["epoch"] for h in row["history"]] == [1, 2]  # teacher: 2 epochs
+        assert all({"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(h) for h in row["history"])
+    certification = read_stage(run, "certification")
+    for seed in certification.seeds:
+        for model in certification.by_seed[seed]["models"]:
+            certified, correct = radii_columns(certification, seed, model, ["certified", "correct"])
+            assert certified.mean() == pytest.approx(model["certified_accuracy"])
+            assert (certified <= correct).all()
+            assert len(model["history"]) >= 1
+    markdown = (run / "report.md").read_text()
+    for stage in ("teacher", "distillation", "temperature", "certification", "improvement"):
+        assert (run / "figures" / f"learning-{stage}.png").is_file()
+        assert f"(figures/learning-{stage}.png)" in markdown

@@ -10,7 +10,7 @@ import torch
 from conftest import make_idx_dataset
 from shallowcert.data import load_dataset
 from shallowcert.errors import UserError
-from shallowcert.training import FitConfig, accuracy, fit, per_class_accuracy, train_classifier
+from shallowcert.training import FitConfig, accuracy, fit, loss_and_accuracy, per_class_accuracy, train_classifier
 
 
 @pytest.fixture
@@ -81,3 +81,26 @@ def test_custom_targets_and_inputs_replace_the_split(tiny) -> None:
     fit(model, tiny.train, loss_fn=loss_fn, config=FitConfig(epochs=1, batch_size=16), validate=lambda m: 0.0,
         inputs=inputs, targets=targets)
     assert sum(seen) == 40
+
+
+def test_history_has_one_learning_curve_entry_per_epoch(tiny) -> None:
+    config = FitConfig(epochs=3, lr=1e-2, batch_size=16, patience=5)
+    model, result = train_classifier("snn:8", tiny, config)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    for h in result.history:
+        assert set(h) == {"epoch", "loss", "val", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+        assert h["val_accuracy"] == pytest.approx(h["val"])  # the supervised score is validation accuracy
+        assert 0.0 <= h["train_accuracy"] <= 1.0 and h["train_loss"] > 0
+    best = result.history[result.best_epoch - 1]
+    assert (best["val_loss"], best["val_accuracy"]) == pytest.approx(loss_and_accuracy(model, tiny.val))
+    assert (best["train_loss"], best["train_accuracy"]) == pytest.approx(loss_and_accuracy(model, tiny.train))
+
+
+def test_loss_and_accuracy_is_mean_cross_entropy(tiny) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    split = tiny.val.head(7)
+    with torch.no_grad():
+        logits = model(split.floats())
+    loss, acc = loss_and_accuracy(model, split, batch_size=3)
+    assert loss == pytest.approx(float(-torch.log_softmax(logits, 1)[torch.arange(7), split.labels].mean()), rel=1e-5)
+    assert acc == pytest.approx(float((logits.argmax(1) == split.labels).double().mean()))

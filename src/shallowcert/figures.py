@@ -19,6 +19,12 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, "plt.Ax
     return fig, ax
 
 
+def new_panels(columns: int, width: float = 6.0, height: float = 4.0) -> tuple[Figure, list["plt.Axes"]]:
+    """A figure with ``columns`` side-by-side axes."""
+    fig, axes = plt.subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
+    return fig, list(axes[0])
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Save ``fig`` as PNG at ``path`` atomically and release it."""
     fig.tight_layout()

@@ -49,5 +49,5 @@ def distill_student(teacher: nn.Module, student_spec: str, dataset: Dataset, *, 
     log.info("distilling into %s with %s on %d '%s' points", student_spec, method.settings(), len(data), transfer)
     result = fit(student, dataset.train, loss_fn=method.loss_fn(), config=config,
                  validate=lambda m: accuracy(m, dataset.val), targets=targets, inputs=data.images,
-                 desc=f"distill {student_spec}", device=device)
+                 desc=f"distill {student_spec}", val=dataset.val, device=device)
     return student, result

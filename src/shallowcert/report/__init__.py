@@ -1,9 +1,11 @@
 """The study report: every table and figure, the checked claims, and the run facts.
 
-It only reads artifacts (``RUN_DIR/<stage>/results.json``, figures, ``run.json``), so it
-can be regenerated at any time with ``shallowcert report RUN_DIR``. Outputs:
-``report.html`` (self-contained), ``report.md``, ``report.json`` (claims and tables) and
-one CSV per table under ``tables/``.
+It only reads artifacts (``RUN_DIR/<stage>/results.json`` with each seed's results,
+per-point records, figures, ``run.json``), so it can be regenerated at any time with
+``shallowcert report RUN_DIR``. Outputs: ``report.html`` (self-contained), ``report.md``,
+``report.json`` (claims and tables), one CSV per table under ``tables/`` and the
+learning-curve figures under ``figures/``. Tables show mean ± sample standard deviation
+over seeds; claims are decided by paired tests (:mod:`shallowcert.report.claims`).
 """
 
 from __future__ import annotations
@@ -19,31 +21,31 @@ from shallowcert.errors import UserError
 from shallowcert.report.claims import check_claims
 from shallowcert.report.document import Document, Table
 from shallowcert.report.render import to_html, to_markdown
+from shallowcert.report.results import STAGE_NAMES, read_results
 from shallowcert.report.sections import SECTIONS, claims_section, run_facts_section
+from shallowcert.report.stats import Spread
 
-STAGE_NAMES = ("teacher", "distillation", "temperature", "pruning", "attacks", "certification", "improvement")
+__all__ = ["STAGE_NAMES", "read_results", "table_csv", "write_report"]
 
 
-def read_results(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The first seed's results of every stage that is complete (has its manifest).
+def _csv_value(value: Any) -> Any:
+    """A value over seeds as ``mean ± sd`` (full precision); anything else as it is."""
+    if isinstance(value, Spread):
+        return value.mean if value.sd is None else f"{value.mean:.6g} ± {value.sd:.3g}"
+    return value
 
-    A stage's ``results.json`` is ``{"seeds": [...], "by_seed": {"<s>": ...}}``; the
-    first seed's files are in ``<stage>/seed-<s>/`` (see :func:`seed_dir`).
-    """
-    results = {}
-    for stage in STAGE_NAMES:
-        path = run_dir / stage / "results.json"
-        if path.is_file() and (run_dir / stage / "manifest.json").is_file():
-            everything = json.loads(path.read_text())
-            results[stage] = everything["by_seed"][str(everything["seeds"][0])]
-    return results
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Spread):
+        return {"mean": value.mean, "sd": value.sd, "n": value.n}
+    return value
 
 
 def table_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(table.headers)
-    writer.writerows(table.rows)
+    writer.writerows([[_csv_value(v) for v in row] for row in table.rows])
     return buffer.getvalue()
 
 
@@ -70,7 +72,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     atomic.write_text(paths["markdown"], to_markdown(doc, relative_to=root))
     atomic.write_text(paths["html"], to_html(doc))
     atomic.write_json(paths["json"], {
-        "claims": [{"statement": c.statement, "holds": c.holds, "evidence": c.evidence} for c in claims],
-        "tables": [{"label": t.label, "caption": t.caption, "headers": t.headers, "rows": t.rows} for t in doc.tables()],
+        "claims": [{"statement": c.statement, "holds": c.holds, "verdict": c.verdict, "test": c.test,
+                    "evidence": c.evidence} for c in claims],
+        "tables": [{"label": t.label, "caption": t.caption, "headers": t.headers,
+                    "rows": [[_json_value(v) for v in row] for row in t.rows]} for t in doc.tables()],
     })
     return paths

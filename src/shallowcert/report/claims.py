@@ -1,114 +1,211 @@
-"""The thesis' conclusions, each checked on this run's numbers.
+"""The thesis' conclusions, each decided on this run's numbers by an explicit test.
 
-Every claim is stated, the numbers that decide it are quoted, and it is marked
-*holds*, *does not hold* or *undecided* (a stage is missing or has nothing to compare).
-Accuracies are test accuracies; choices between models (the best temperature) are made
-on validation accuracy, as a user would.
+Every comparison is paired: both models are evaluated on the same test points (and, with
+several seeds, the outcomes of all seeds are pooled), see :mod:`shallowcert.report.stats`.
+
+* Accuracy comparisons (distillation vs control, temperature vs logits, certified accuracy)
+  are decided by McNemar's exact test (p < 0.05 with the sign of the effect); the paired
+  bootstrap 95% interval of the accuracy difference is quoted beside it.
+* Radius comparisons are decided by the paired bootstrap 95% interval of the mean radius
+  difference (it must exclude zero).
+* The pruning claim (test drop at most 1 point) holds when the whole interval of the drop
+  lies at or below 0.01 and fails when it lies above.
+* A claim over several models (one comparison per student) holds when more than half of
+  its comparisons hold, fails when more than half fail.
+
+Anything else is *undecided (difference within noise)*; a claim is also undecided when a
+stage is missing. Accuracies are test accuracies; choices between models (the best
+temperature) are made on validation accuracy averaged over seeds, as a user would.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from shallowcert.report.document import Claim
+import numpy as np
 
-Results = dict[str, dict[str, Any]]
+from shallowcert.errors import UserError
+from shallowcert.report.document import Claim, spread_text
+from shallowcert.report.results import StageResults, common_seeds, correct_per_point, radii_columns, stacked
+from shallowcert.report.stats import (decide_interval, decide_mcnemar, describe_interval, describe_mcnemar, majority,
+                                      mcnemar_exact, paired_bootstrap)
 
-
-def _missing(results: Results, *stages: str) -> str | None:
-    absent = [s for s in stages if s not in results]
-    return f"stage(s) {', '.join(absent)} not run" if absent else None
-
-
-def distilled_beat_controls(results: Results) -> Claim:
-    statement = "Distilled students are more accurate than the same architectures trained on hard labels."
-    if (why := _missing(results, "distillation")):
-        return Claim(statement, None, why)
-    rows = results["distillation"]["students"]
-    wins = [r for r in rows if r["test_accuracy"] > r["control_test_accuracy"]]
-    detail = "; ".join(f"{r['spec']} ({r['transfer']}): {r['test_accuracy']:.4f} vs {r['control_test_accuracy']:.4f}"
-                       for r in rows)
-    return Claim(statement, len(wins) * 2 > len(rows), f"{len(wins)} of {len(rows)} students beat their control. {detail}")
+Results = dict[str, StageResults]
+Verdict = tuple[bool | None, str, str]  # (holds, evidence, test used)
+WORDS = {True: "holds", False: "does not hold", None: "within noise"}
+MCNEMAR_TEST = "McNemar's exact test on the paired test points (seeds pooled), majority over the comparisons"
 
 
-def temperature_beats_logits(results: Results) -> Claim:
-    statement = "Temperature distillation (T chosen on validation) beats logits matching."
-    if (why := _missing(results, "temperature")):
-        return Claim(statement, None, why)
-    rows = results["temperature"]["students"]
+def _row(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
+    found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    if len(found) != 1:
+        raise UserError(f"expected one row with {match}, found {len(found)}")
+    return found[0]
+
+
+def _accuracy_comparison(label: str, a: np.ndarray, b: np.ndarray, *, what: str) -> tuple[bool | None, str]:
+    """McNemar decides "A more accurate than B"; the bootstrap interval shows the size."""
+    test = mcnemar_exact(a, b)
+    holds = decide_mcnemar(test)
+    interval = paired_bootstrap(a, b)
+    return holds, (f"{label}: {what} {spread_text(a.mean(axis=1))} vs {spread_text(b.mean(axis=1))}; "
+                   f"{describe_mcnemar(test)}; {describe_interval(interval, what='difference')} → {WORDS[holds]}")
+
+
+def _summary(verdicts: list[bool | None]) -> str:
+    return (f"{sum(v is True for v in verdicts)} of {len(verdicts)} comparisons hold, "
+            f"{sum(v is False for v in verdicts)} fail, {sum(v is None for v in verdicts)} within noise. ")
+
+
+def distilled_beat_controls(results: Results) -> Verdict:
+    distillation, teacher = results["distillation"], results["teacher"]
+    seeds = common_seeds(distillation, teacher)
     verdicts, details = [], []
-    for spec in dict.fromkeys(r["spec"] for r in rows):
-        logits = next(r for r in rows if r["spec"] == spec and r["method"] == "logits")
-        best = max((r for r in rows if r["spec"] == spec and r["method"] == "temperature"),
-                   key=lambda r: r["val_accuracy"])
-        verdicts.append(best["test_accuracy"] > logits["test_accuracy"])
-        details.append(f"{spec}: T={best['temperature']:g} {best['test_accuracy']:.4f} vs logits "
-                       f"{logits['test_accuracy']:.4f}")
-    return Claim(statement, sum(verdicts) * 2 > len(verdicts), "; ".join(details))
+    for first in distillation.first["students"]:
+        spec, transfer = first["spec"], first["transfer"]
+        student = stacked([correct_per_point(distillation, s, _row(distillation.by_seed[s]["students"], spec=spec,
+                                                                   transfer=transfer)) for s in seeds])
+        control = stacked([correct_per_point(teacher, s, _row(teacher.by_seed[s]["controls"], spec=spec))
+                           for s in seeds])
+        holds, text = _accuracy_comparison(f"{spec} ({transfer})", student, control, what="test accuracy")
+        verdicts.append(holds)
+        details.append(text)
+    return majority(verdicts), _summary(verdicts) + "; ".join(details), MCNEMAR_TEST
 
 
-def pruning_keeps_accuracy(results: Results) -> Claim:
-    statement = "L1 filter pruning removes parameters while keeping accuracy (test drop at most 1 point)."
-    if (why := _missing(results, "pruning")):
-        return Claim(statement, None, why)
-    p = results["pruning"]
-    drop = p["test_accuracy_before"] - p["test_accuracy_after"]
-    removed = p["params_before"] - p["params_after"]
-    evidence = (f"{removed:,} of {p['params_before']:,} parameters removed ({p['params_removed_fraction']:.1%}), "
-                f"MACs {p['flops_before']:,} -> {p['flops_after']:,}; validation accuracy "
-                f"{p['val_accuracy_before']:.4f} -> {p['val_accuracy_after']:.4f}, test "
-                f"{p['test_accuracy_before']:.4f} -> {p['test_accuracy_after']:.4f}")
-    if removed == 0:
-        return Claim(statement, None, "no filter could be removed within the tolerance. " + evidence)
-    return Claim(statement, drop <= 0.01, evidence)
+def temperature_beats_logits(results: Results) -> Verdict:
+    stage = results["temperature"]
+    verdicts, details = [], []
+    for spec in dict.fromkeys(r["spec"] for r in stage.first["students"]):
+        temperatures = [r["temperature"] for r in stage.first["students"]
+                        if r["spec"] == spec and r["method"] == "temperature"]
+        val = {t: np.mean(stage.over_seeds(lambda res: _row(res["students"], spec=spec, method="temperature",
+                                                            temperature=t)["val_accuracy"])) for t in temperatures}
+        best = max(temperatures, key=lambda t: val[t])
+        chosen = stacked([correct_per_point(stage, s, _row(stage.by_seed[s]["students"], spec=spec,
+                                                           method="temperature", temperature=best))
+                          for s in stage.seeds])
+        logits = stacked([correct_per_point(stage, s, _row(stage.by_seed[s]["students"], spec=spec, method="logits"))
+                          for s in stage.seeds])
+        holds, text = _accuracy_comparison(f"{spec}: T={best:g} (best mean validation accuracy "
+                                           f"{val[best]:.4f}) vs logits", chosen, logits, what="test accuracy")
+        verdicts.append(holds)
+        details.append(text)
+    return majority(verdicts), _summary(verdicts) + "; ".join(details), MCNEMAR_TEST
 
 
-def _cert_row(results: Results, name: str) -> dict[str, Any]:
-    return next(r for r in results["certification"]["models"] if r["name"] == name)
+PRUNING_MARGIN = 0.01
 
 
-def _radius_comparison(results: Results, student: str, teacher: str, larger: bool, statement: str) -> Claim:
-    if (why := _missing(results, "certification")):
-        return Claim(statement, None, why)
-    s, t = _cert_row(results, student), _cert_row(results, teacher)
-    holds = s["mean_radius"] > t["mean_radius"] if larger else s["mean_radius"] < t["mean_radius"]
-    return Claim(statement, holds, f"average certified radius of the predicted class "
-                                   f"({results['certification']['dtype']}): student {s['mean_radius']:.5f} vs "
-                                   f"teacher {t['mean_radius']:.5f}; counting misclassified points as 0: "
-                                   f"{s['mean_true_label_radius']:.5f} vs {t['mean_true_label_radius']:.5f}; clean "
-                                   f"accuracy {s['clean_accuracy']:.4f} vs {t['clean_accuracy']:.4f}")
+def pruning_keeps_accuracy(results: Results) -> Verdict:
+    stage = results["pruning"]
+    test = (f"paired bootstrap 95% interval of the test accuracy drop (before − after), pooled over seeds: holds "
+            f"when it lies at or below {PRUNING_MARGIN}, fails when it lies above")
+    params_before, params_after = stage.over_seeds(lambda p: p["params_before"]), stage.over_seeds(
+        lambda p: p["params_after"])
+    evidence = (f"parameters {spread_text(params_before)} -> {spread_text(params_after)} "
+                f"(removed fraction {spread_text(stage.over_seeds(lambda p: p['params_removed_fraction']))}), "
+                f"MACs {spread_text(stage.over_seeds(lambda p: p['flops_before']))} -> "
+                f"{spread_text(stage.over_seeds(lambda p: p['flops_after']))}; validation accuracy "
+                f"{spread_text(stage.over_seeds(lambda p: p['val_accuracy_before']))} -> "
+                f"{spread_text(stage.over_seeds(lambda p: p['val_accuracy_after']))}, test "
+                f"{spread_text(stage.over_seeds(lambda p: p['test_accuracy_before']))} -> "
+                f"{spread_text(stage.over_seeds(lambda p: p['test_accuracy_after']))}")
+    if all(b == a for b, a in zip(params_before, params_after)):
+        return None, "no filter could be removed within the tolerance. " + evidence, ""
+    before, after = [], []
+    for seed in stage.seeds:
+        p = stage.by_seed[seed]
+        source = results[p["student"]["stage"]]
+        before.append(correct_per_point(source, seed, p["student"]))
+        after.append(correct_per_point(stage, seed, p.get("pruned", {"name": "pruned"})))
+    interval = paired_bootstrap(stacked(before), stacked(after))
+    holds = decide_interval(interval, below=PRUNING_MARGIN)
+    return holds, f"{evidence}; {describe_interval(interval, what='test accuracy drop')} → {WORDS[holds]}", test
 
 
-def normal_student_larger_area(results: Results) -> Claim:
-    return _radius_comparison(results, "student-normal", "teacher-normal", True,
-                              "A student distilled from a normally trained teacher has a larger certification "
-                              "area (average certified radius) than its teacher.")
+RADIUS_TEST = "paired bootstrap 95% interval of the mean certified-radius difference (test points, seeds pooled)"
 
 
-def robust_student_smaller_area(results: Results) -> Claim:
-    return _radius_comparison(results, "student-robust", "teacher-robust", False,
-                              "A student distilled from a robustly trained teacher has a smaller certification "
-                              "area than its teacher.")
+def _radius_comparison(results: Results, larger: str, smaller: str) -> Verdict:
+    """Decide "mean radius of ``larger`` > mean radius of ``smaller``" on the same test points."""
+    stage = results["certification"]
+    rows = {name: [_row(stage.by_seed[s]["models"], name=name) for s in stage.seeds] for name in (larger, smaller)}
+    radius = {name: stacked([radii_columns(stage, s, row, ["radius"])[0] for s, row in zip(stage.seeds, rows[name])])
+              for name in rows}
+    interval = paired_bootstrap(radius[larger], radius[smaller])
+    holds = decide_interval(interval, above=0.0)
+
+    def spread(name: str, key: str, digits: int = 5) -> str:
+        return spread_text([r[key] for r in rows[name]], digits=digits)
+
+    return holds, (f"average certified radius of the predicted class ({stage.first['dtype']}): {larger} "
+                   f"{spread(larger, 'mean_radius')} vs {smaller} {spread(smaller, 'mean_radius')}; counting "
+                   f"misclassified points as 0: {spread(larger, 'mean_true_label_radius')} vs "
+                   f"{spread(smaller, 'mean_true_label_radius')}; clean accuracy "
+                   f"{spread(larger, 'clean_accuracy', 4)} vs {spread(smaller, 'clean_accuracy', 4)}; "
+                   f"{describe_interval(interval, what=f'mean radius difference ({larger} − {smaller})', digits=5)}"
+                   f" → {WORDS[holds]}"), RADIUS_TEST
 
 
-def retraining_beats_straight_robust(results: Results) -> Claim:
-    statement = ("Robust retraining of the distilled student beats straight robust training of the same "
-                 "architecture (certified accuracy at epsilon).")
-    if (why := _missing(results, "improvement")):
-        return Claim(statement, None, why)
-    rows = {r["name"]: r for r in results["improvement"]["models"]}
-    a, b = rows["distilled + robust retraining"], rows["robust training from scratch"]
-    return Claim(statement, a["certified_accuracy"] > b["certified_accuracy"],
-                 f"certified accuracy {a['certified_accuracy']:.4f} vs {b['certified_accuracy']:.4f}; "
-                 f"average radius {a['mean_radius']:.5f} vs {b['mean_radius']:.5f}; "
-                 f"clean accuracy {a['clean_accuracy']:.4f} vs {b['clean_accuracy']:.4f}")
+def normal_student_larger_area(results: Results) -> Verdict:
+    return _radius_comparison(results, "student-normal", "teacher-normal")
 
 
-CLAIMS: tuple[Callable[[Results], Claim], ...] = (
-    distilled_beat_controls, temperature_beats_logits, pruning_keeps_accuracy, normal_student_larger_area,
-    robust_student_smaller_area, retraining_beats_straight_robust,
+def robust_student_smaller_area(results: Results) -> Verdict:
+    return _radius_comparison(results, "teacher-robust", "student-robust")
+
+
+def retraining_beats_straight_robust(results: Results) -> Verdict:
+    stage = results["improvement"]
+    names = ("distilled + robust retraining", "robust training from scratch")
+    rows = {n: [_row(stage.by_seed[s]["models"], name=n) for s in stage.seeds] for n in names}
+    certified = {n: stacked([radii_columns(stage, s, row, ["certified"])[0] for s, row in zip(stage.seeds, rows[n])])
+                 for n in names}
+    holds, text = _accuracy_comparison("retrained vs from scratch", certified[names[0]], certified[names[1]],
+                                       what="certified accuracy at ε")
+    a, b = rows[names[0]], rows[names[1]]
+    return holds, (f"{text}; average radius {spread_text([r['mean_radius'] for r in a], digits=5)} vs "
+                   f"{spread_text([r['mean_radius'] for r in b], digits=5)}; clean accuracy "
+                   f"{spread_text([r['clean_accuracy'] for r in a])} vs {spread_text([r['clean_accuracy'] for r in b])}"
+                   ), "McNemar's exact test on the paired certified outcomes at ε (seeds pooled)"
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    statement: str
+    stages: tuple[str, ...]
+    decide: Callable[[Results], Verdict]
+
+
+CLAIMS: tuple[ClaimCheck, ...] = (
+    ClaimCheck("Distilled students are more accurate than the same architectures trained on hard labels.",
+               ("distillation", "teacher"), distilled_beat_controls),
+    ClaimCheck("Temperature distillation (T chosen on validation) beats logits matching.", ("temperature",),
+               temperature_beats_logits),
+    ClaimCheck("L1 filter pruning removes parameters while keeping accuracy (test drop at most 1 point).",
+               ("pruning", "distillation", "temperature"), pruning_keeps_accuracy),
+    ClaimCheck("A student distilled from a normally trained teacher has a larger certification area (average "
+               "certified radius) than its teacher.", ("certification",), normal_student_larger_area),
+    ClaimCheck("A student distilled from a robustly trained teacher has a smaller certification area than its "
+               "teacher.", ("certification",), robust_student_smaller_area),
+    ClaimCheck("Robust retraining of the distilled student beats straight robust training of the same architecture "
+               "(certified accuracy at epsilon).", ("improvement",), retraining_beats_straight_robust),
 )
 
 
 def check_claims(results: Results) -> list[Claim]:
-    return [claim(results) for claim in CLAIMS]
+    claims = []
+    for check in CLAIMS:
+        absent = [s for s in check.stages if s not in results]
+        if absent:
+            claims.append(Claim(check.statement, None, f"stage(s) {', '.join(absent)} not run"))
+            continue
+        try:
+            holds, evidence, test = check.decide(results)
+        except UserError as exc:
+            claims.append(Claim(check.statement, None, f"cannot be tested: {exc}"))
+            continue
+        claims.append(Claim(check.statement, holds, evidence, test))
+    return claims

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 
 from shallowcert.report.document import Code, Document, Figure, Heading, Paragraph, Table, cell
@@ -53,7 +54,7 @@ def to_html(doc: Document) -> str:
         elif isinstance(block, Paragraph):
             text = esc(block.text)
             for word, css in (("does not hold", "fails"), ("holds", "holds"), ("undecided", "open")):
-                text = text.replace(f"**{word}**", f"<span class='{css}'>{word}</span>")
+                text = re.sub(rf"\*\*({word}[^*]*)\*\*", rf"<span class='{css}'>\1</span>", text)
             parts.append(f"<p>{text}</p>")
         elif isinstance(block, Code):
             parts.append(f"<pre>{esc(block.text)}</pre>")

@@ -1,122 +1,179 @@
-"""One function per section of the report, each reading one stage's results.
+"""One function per section of the report, each reading one stage's results over seeds.
 
-Labels follow the thesis (chapter 8) so that a reader can put the two side by side.
+Labels follow the thesis (chapter 8) so that a reader can put the two side by side. Every
+table shows mean ± sample standard deviation over the run's seeds (plain numbers for one
+seed, see :mod:`shallowcert.report.aggregate`); figures written by a stage are the first
+seed's; the learning-curve figures (Figures L.*) are drawn here, all seeds in one figure.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from shallowcert.report.document import Document, Figure, Heading, Paragraph, Table, Code, Claim
+from shallowcert.report.aggregate import Rows, seed_table
+from shallowcert.report.curves import plot_learning_curves, stage_curves
+from shallowcert.report.document import Claim, Code, Document, Figure, Heading, Paragraph, Table
+from shallowcert.report.results import StageResults
 
-Results = dict[str, dict[str, Any]]
+Results = dict[str, StageResults]
 FAMILY_TABLES = {"snn": "Table 8.2", "scnn1": "Table 8.3", "scnn2": "Table 8.4"}
-
-
-def seed_dir(run_dir: Path, stage: str) -> Path:
-    """The directory of the first seed's files of ``stage`` (the seed whose tables are shown)."""
-    seeds = json.loads((run_dir / stage / "results.json").read_text())["seeds"]
-    return run_dir / stage / f"seed-{seeds[0]}"
+CURVE_FIGURES = {"teacher": "Figure L.1", "distillation": "Figure L.2", "temperature": "Figure L.3",
+                 "certification": "Figure L.4", "improvement": "Figure L.5"}
 
 
 def _not_run(doc: Document, stage: str) -> None:
     doc.add(Paragraph(f"Stage '{stage}' has not been run (or is incomplete) in this run directory."))
 
 
+def _per_seed(stage: StageResults, rows: Callable[[dict[str, Any]], Rows]) -> dict[int, Rows]:
+    return {seed: rows(stage.by_seed[seed]) for seed in stage.seeds}
+
+
+def _stage_figure(doc: Document, stage: StageResults, label: str, caption: str, name: str) -> None:
+    """A figure the stage wrote (the first seed's when there are several)."""
+    seed = stage.seeds[0]
+    where = "" if len(stage.seeds) == 1 else f" Seed {seed}; the other seeds' are in {stage.name}/seed-<s>/."
+    doc.add(Figure(label, caption + where, stage.path(seed, name)))
+
+
+def learning_curves(doc: Document, stage: StageResults, run_dir: Path, models: Callable[[dict[str, Any]], list[dict]],
+                    name_of: Callable[[dict[str, Any]], str]) -> None:
+    """Figure L.* of ``stage``: every model's learning curves, all seeds (nothing when no row has them)."""
+    curves = stage_curves(stage.over_seeds(models), name_of)
+    if not curves:
+        return
+    label = CURVE_FIGURES[stage.name]
+    path = plot_learning_curves(curves, run_dir / "figures" / f"learning-{stage.name}.png",
+                                title=f"{label}: learning curves, stage {stage.name}")
+    doc.add(Figure(label, f"Learning curves of the {stage.name} stage's models: cross-entropy and accuracy on the "
+                   f"training split (dashed) and the validation split (solid) after each epoch; "
+                   f"{len(stage.seeds)} seed(s), the first solid, the others faint.", path))
+
+
 def teacher_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("1. Teacher and hard-label controls"))
     if "teacher" not in results:
         return _not_run(doc, "teacher")
-    r = results["teacher"]
-    t = r["teacher"]
-    rows = [["teacher", t["spec"], t["params"], t["macs"], t["val_accuracy"], t["test_accuracy"]]]
-    rows += [[f"control {c['family']}", c["spec"], c["params"], c["macs"], c["val_accuracy"], c["test_accuracy"]]
-             for c in r["controls"]]
-    doc.add(Table("Table 8.1", "Teacher and students trained on hard labels (cross-entropy, early stopping on "
-                  "validation).", ["model", "spec", "params", "MACs", "val acc", "test acc"], rows))
+    stage = results["teacher"]
+
+    def rows(r: dict[str, Any]) -> Rows:
+        t = r["teacher"]
+        return ([["teacher", t["spec"], t["params"], t["macs"], t["val_accuracy"], t["test_accuracy"]]]
+                + [[f"control {c['family']}", c["spec"], c["params"], c["macs"], c["val_accuracy"], c["test_accuracy"]]
+                   for c in r["controls"]])
+
+    doc.add(seed_table("Table 8.1", "Teacher and students trained on hard labels (cross-entropy, early stopping on "
+                       "validation).", ["model", "spec", "params", "MACs", "val acc", "test acc"],
+                       _per_seed(stage, rows)))
+    learning_curves(doc, stage, run_dir, lambda r: [r["teacher"]] + r["controls"],
+                    lambda row: "teacher" if row["name"] == "teacher" else f"control {row['spec']}")
+
+
+TRANSFER_NAMES = {"train": "A (train split)", "extra": "B (transfer set)"}
 
 
 def distillation_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("2. Logits distillation over families and widths"))
     if "distillation" not in results:
         return _not_run(doc, "distillation")
-    rows = results["distillation"]["students"]
-    transfers = list(dict.fromkeys(r["transfer"] for r in rows))
-    names = {"train": "A (train split)", "extra": "B (transfer set)"}
+    stage = results["distillation"]
+    first = stage.first["students"]
+    transfers = list(dict.fromkeys(r["transfer"] for r in first))
     for family, label in FAMILY_TABLES.items():
-        specs = list(dict.fromkeys(r["spec"] for r in rows if r["family"] == family))
+        specs = list(dict.fromkeys(r["spec"] for r in first if r["family"] == family))
         if not specs:
             continue
-        table_rows = []
-        for spec in specs:
-            by_transfer = {r["transfer"]: r for r in rows if r["spec"] == spec}
-            first = next(iter(by_transfer.values()))
-            table_rows.append([spec, first["params"], first["control_test_accuracy"]]
-                              + [by_transfer[t]["test_accuracy"] if t in by_transfer else None for t in transfers])
-        doc.add(Table(label, f"{family} students: test accuracy of the hard-label control and of logits "
-                      "distillation on each transfer set.",
-                      ["student", "params", "control"] + [f"distilled {names[t]}" for t in transfers], table_rows))
-    gains = [r["test_accuracy"] - r["control_test_accuracy"] for r in rows]
-    doc.add(Table("Table 8.5", "Summary: accuracy gain of distillation over the control, per transfer set.",
-                  ["transfer set", "students", "mean gain", "students improved"],
-                  [[names[t], sum(1 for r in rows if r["transfer"] == t),
-                    sum(g for g, r in zip(gains, rows) if r["transfer"] == t)
-                    / max(1, sum(1 for r in rows if r["transfer"] == t)),
-                    sum(1 for g, r in zip(gains, rows) if r["transfer"] == t and g > 0)] for t in transfers]))
+
+        def rows(r: dict[str, Any], specs: list[str] = specs) -> Rows:
+            table = []
+            for spec in specs:
+                by_transfer = {s["transfer"]: s for s in r["students"] if s["spec"] == spec}
+                one = next(iter(by_transfer.values()))
+                table.append([spec, one["params"], one["control_test_accuracy"]]
+                             + [by_transfer[t]["test_accuracy"] if t in by_transfer else None for t in transfers])
+            return table
+
+        doc.add(seed_table(label, f"{family} students: test accuracy of the hard-label control and of logits "
+                           "distillation on each transfer set.",
+                           ["student", "params", "control"] + [f"distilled {TRANSFER_NAMES[t]}" for t in transfers],
+                           _per_seed(stage, rows)))
+
+    def summary(r: dict[str, Any]) -> Rows:
+        table = []
+        for t in transfers:
+            gains = [s["test_accuracy"] - s["control_test_accuracy"] for s in r["students"] if s["transfer"] == t]
+            table.append([TRANSFER_NAMES[t], len(gains), sum(gains) / max(1, len(gains)), sum(g > 0 for g in gains)])
+        return table
+
+    doc.add(seed_table("Table 8.5", "Summary: accuracy gain of distillation over the control, per transfer set.",
+                       ["transfer set", "students", "mean gain", "students improved"], _per_seed(stage, summary)))
+    learning_curves(doc, stage, run_dir, lambda r: r["students"], lambda row: f"{row['spec']} ({row['transfer']})")
 
 
 def temperature_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("3. Temperature sweep"))
     if "temperature" not in results:
         return _not_run(doc, "temperature")
-    r = results["temperature"]
-    rows = [[s["spec"], s["method"], s["temperature"], s["val_accuracy"], s["test_accuracy"]] for s in r["students"]]
-    doc.add(Table("Table 8.7", f"scnn2 students distilled with temperature T (teacher at T, student at 1) and with "
-                  f"logits matching, transfer set '{r['transfer']}'.",
-                  ["student", "method", "T", "val acc", "test acc"], rows))
-    doc.add(Figure("Figure 8.11", "Test accuracy against temperature; dashed: logits matching.",
-                   seed_dir(run_dir, "temperature") / r["figure"]))
+    stage = results["temperature"]
+    doc.add(seed_table("Table 8.7", f"scnn2 students distilled with temperature T (teacher at T, student at 1) and "
+                       f"with logits matching, transfer set '{stage.first['transfer']}'.",
+                       ["student", "method", "T", "val acc", "test acc"],
+                       _per_seed(stage, lambda r: [[s["spec"], s["method"], s["temperature"], s["val_accuracy"],
+                                                    s["test_accuracy"]] for s in r["students"]])))
+    _stage_figure(doc, stage, "Figure 8.11", "Test accuracy against temperature; dashed: logits matching.",
+                  "temperature.png")
+    learning_curves(doc, stage, run_dir, lambda r: r["students"],
+                    lambda row: f"{row['spec']} logits" if row["method"] == "logits"
+                    else f"{row['spec']} T={row['temperature']:g}")
 
 
 def pruning_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("4. Pruning the best student"))
     if "pruning" not in results:
         return _not_run(doc, "pruning")
-    p = results["pruning"]
-    doc.add(Paragraph(f"Best convolutional student by validation accuracy: {p['student']['spec']} "
-                      f"({p['student']['stage']}/{p['student']['name']}). Largest L1-norm filter pruning with "
-                      f"validation drop <= {p['max_drop']} ({p['search_evaluations']} validation evaluations)."))
-    doc.add(Table("Table 8.9", "Size and accuracy before and after pruning (MACs per input).",
-                  ["", "params", "MACs", "val acc", "test acc"],
-                  [["before", p["params_before"], p["flops_before"], p["val_accuracy_before"], p["test_accuracy_before"]],
-                   ["after", p["params_after"], p["flops_after"], p["val_accuracy_after"], p["test_accuracy_after"]]]))
-    doc.add(Table("Table 8.10", "Filters per convolutional layer.", ["layer", "filters before", "filters kept"],
-                  [[layer["layer"], layer["filters_before"], layer["filters_kept"]] for layer in p["layers"]]))
-    for i, name in enumerate(p["figures"]):
-        doc.add(Figure(f"Figure 8.{13 + i}", "L1 norms of the filters of one convolutional layer (red: removed).",
-                       seed_dir(run_dir, "pruning") / name))
+    stage = results["pruning"]
+    chosen = dict.fromkeys(f"{p['student']['spec']} ({p['student']['stage']}/{p['student']['name']})"
+                           for p in stage.over_seeds(lambda p: p))
+    evaluations = ", ".join(str(e) for e in stage.over_seeds(lambda p: p["search_evaluations"]))
+    doc.add(Paragraph(f"Best convolutional student by validation accuracy: {'; '.join(chosen)}"
+                      f"{' (differs between seeds)' if len(chosen) > 1 else ''}. Largest L1-norm filter pruning "
+                      f"with validation drop <= {stage.first['max_drop']} ({evaluations} validation evaluations)."))
+    doc.add(seed_table("Table 8.9", "Size and accuracy before and after pruning (MACs per input).",
+                       ["", "params", "MACs", "val acc", "test acc"],
+                       _per_seed(stage, lambda p: [
+                           ["before", p["params_before"], p["flops_before"], p["val_accuracy_before"],
+                            p["test_accuracy_before"]],
+                           ["after", p["params_after"], p["flops_after"], p["val_accuracy_after"],
+                            p["test_accuracy_after"]]])))
+    doc.add(seed_table("Table 8.10", "Filters per convolutional layer.", ["layer", "filters before", "filters kept"],
+                       _per_seed(stage, lambda p: [[layer["layer"], layer["filters_before"], layer["filters_kept"]]
+                                                   for layer in p["layers"]])))
+    for i, name in enumerate(stage.first["figures"]):
+        _stage_figure(doc, stage, f"Figure 8.{13 + i}", "L1 norms of the filters of one convolutional layer "
+                      "(red: removed).", name)
 
 
 def attacks_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("5. Attacks: teacher against students"))
     if "attacks" not in results:
         return _not_run(doc, "attacks")
-    r = results["attacks"]
+    stage = results["attacks"]
+    r = stage.first
     eps = r["curves"][0]["eps"]
     for i, attack in enumerate(dict.fromkeys(c["attack"] for c in r["curves"])):
-        curves = [c for c in r["curves"] if c["attack"] == attack]
-        doc.add(Table(f"Table 8.{11 + i}", f"{attack.upper()} ({r['steps']} steps, step {r['relative_step']}·ε): "
-                      f"accuracy under attack on {r['n']} test points.",
-                      ["model", "clean"] + [f"ε={e:g}" for e in eps],
-                      [[c["model"], c["clean_accuracy"]] + c["robust_accuracy"] for c in curves]))
-        doc.add(Figure(f"Figure 8.{15 + i}", f"{attack.upper()}: accuracy against ε.", seed_dir(run_dir, "attacks") / f"{attack}.png"))
+        doc.add(seed_table(f"Table 8.{11 + i}", f"{attack.upper()} ({r['steps']} steps, step "
+                           f"{r['relative_step']}·ε): accuracy under attack on {r['n']} test points.",
+                           ["model", "clean"] + [f"ε={e:g}" for e in eps],
+                           _per_seed(stage, lambda res, attack=attack: [
+                               [c["model"], c["clean_accuracy"]] + c["robust_accuracy"]
+                               for c in res["curves"] if c["attack"] == attack])))
+        _stage_figure(doc, stage, f"Figure 8.{15 + i}", f"{attack.upper()}: accuracy against ε.", f"{attack}.png")
 
 
-def _cert_rows(models: list[dict[str, Any]]) -> list[list[Any]]:
+def _cert_rows(models: list[dict[str, Any]]) -> Rows:
     return [[m["name"], m["spec"], m["clean_accuracy"], m["certified_accuracy"], m["robust_error_bound"],
              m["mean_radius"], m["mean_true_label_radius"]] for m in models]
 
@@ -129,44 +186,52 @@ def certification_section(doc: Document, results: Results, run_dir: Path) -> Non
     doc.add(Heading("6. Certification: teachers and their students"))
     if "certification" not in results:
         return _not_run(doc, "certification")
-    c = results["certification"]
+    stage = results["certification"]
+    c = stage.first
     doc.add(Paragraph(f"Certificates by the '{c['method']}' bound in {c['dtype']} on {c['n']} test points; "
                       f"input set: L∞ ball of radius ε={c['eps']:g} "
                       f"{'intersected with the data domain [0, 1]' if c['domain'] else 'without domain clipping'}. "
                       "Radii are the largest ε at which the certificate was computed and held for the predicted "
                       "class (the thesis' certification area); the last column counts misclassified points as "
                       "radius 0."))
-    normal = [m for m in c["models"] if m["name"].endswith("normal")]
-    robust = [m for m in c["models"] if m["name"].endswith("robust")]
-    doc.add(Table("Table 8.19", "Normally trained certification teacher and its distilled student.", CERT_HEADERS,
-                  _cert_rows(normal)))
-    doc.add(Table("Table 8.20", f"Robustly trained teacher (Wong & Kolter robust loss with "
-                  f"{c['train_method']} bounds, ε={c['eps']:g}) and its distilled student.", CERT_HEADERS, _cert_rows(robust)))
+    doc.add(seed_table("Table 8.19", "Normally trained certification teacher and its distilled student.",
+                       CERT_HEADERS, _per_seed(stage, lambda r: _cert_rows(
+                           [m for m in r["models"] if m["name"].endswith("normal")]))))
+    doc.add(seed_table("Table 8.20", f"Robustly trained teacher (Wong & Kolter robust loss with "
+                       f"{c['train_method']} bounds, ε={c['eps']:g}) and its distilled student.", CERT_HEADERS,
+                       _per_seed(stage, lambda r: _cert_rows(
+                           [m for m in r["models"] if m["name"].endswith("robust")]))))
     for i, m in enumerate(c["models"]):
-        doc.add(Figure(f"Figure 8.{19 + i}", f"Certification area of {m['name']}: radii sorted, coloured by the "
-                       "running accuracy.", seed_dir(run_dir, "certification") / m["figure"]))
+        _stage_figure(doc, stage, f"Figure 8.{19 + i}", f"Certification area of {m['name']}: radii sorted, coloured "
+                      "by the running accuracy.", m["figure"])
     eps = c["models"][0]["pgd"]["eps"]
-    doc.add(Table("Table 8.21", "PGD accuracy of the certification models.", ["model"] + [f"ε={e:g}" for e in eps],
-                  [[m["name"]] + m["pgd"]["robust_accuracy"] for m in c["models"]]))
+    doc.add(seed_table("Table 8.21", "PGD accuracy of the certification models.",
+                       ["model"] + [f"ε={e:g}" for e in eps],
+                       _per_seed(stage, lambda r: [[m["name"]] + m["pgd"]["robust_accuracy"] for m in r["models"]])))
+    learning_curves(doc, stage, run_dir, lambda r: r["models"], lambda row: row["name"])
 
 
 def improvement_section(doc: Document, results: Results, run_dir: Path) -> None:
     doc.add(Heading("7. Improving the robust student"))
     if "improvement" not in results:
         return _not_run(doc, "improvement")
-    r = results["improvement"]
-    doc.add(Table("Table 8.22", f"Ways to a robust shallow student ({r['spec']}), certified at ε={r['eps']:g} "
-                  f"({r['dtype']}).", ["variant", "clean acc", "PGD acc at ε", "certified acc", "robust error bound",
-                                        "average radius", "average radius, true label"],
-                  [[m["name"], m["clean_accuracy"], m["pgd_accuracy"], m["certified_accuracy"],
-                    m["robust_error_bound"], m["mean_radius"], m["mean_true_label_radius"]] for m in r["models"]]))
+    stage = results["improvement"]
+    r = stage.first
+    doc.add(seed_table("Table 8.22", f"Ways to a robust shallow student ({r['spec']}), certified at ε={r['eps']:g} "
+                       f"({r['dtype']}).", ["variant", "clean acc", "PGD acc at ε", "certified acc",
+                                            "robust error bound", "average radius", "average radius, true label"],
+                       _per_seed(stage, lambda res: [
+                           [m["name"], m["clean_accuracy"], m["pgd_accuracy"], m["certified_accuracy"],
+                            m["robust_error_bound"], m["mean_radius"], m["mean_true_label_radius"]]
+                           for m in res["models"]])))
+    learning_curves(doc, stage, run_dir, lambda res: res["models"], lambda row: row["name"])
 
 
 def claims_section(doc: Document, claims: list[Claim]) -> None:
     doc.add(Heading("Claims of the study, checked on this run"))
-    words = {True: "holds", False: "does not hold", None: "undecided"}
     for i, claim in enumerate(claims, 1):
-        doc.add(Paragraph(f"{i}. {claim.statement} — **{words[claim.holds]}**. {claim.evidence}"))
+        test = f" Test: {claim.test}." if claim.test else ""
+        doc.add(Paragraph(f"{i}. {claim.statement} — **{claim.verdict}**.{test} {claim.evidence}"))
 
 
 def run_facts_section(doc: Document, run: dict[str, Any] | None) -> None:

@@ -27,12 +27,13 @@ def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: D
 
 def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, config: FitConfig,
                validate: Callable[[nn.Module], float], method: str = "dual", domain: Domain = None,
-               device: torch.device | None = None) -> FitResult:
+               val: Split | None = None, device: torch.device | None = None) -> FitResult:
     """Train ``model`` in place on the robust loss (Wong & Kolter) with the warm-up ``schedule``;
     ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer.
-    ``device`` as in :func:`shallowcert.training.fit` (default: the model's device)."""
+    ``val`` adds clean validation loss and accuracy to the learning curves; ``device`` as in
+    :func:`shallowcert.training.fit` (default: the model's device)."""
     return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
-               validate=validate, desc=f"robust-{method}", device=device)
+               validate=validate, desc=f"robust-{method}", val=val, device=device)
 
 
 def certified_accuracy_on(split: Split, eps: float, *, method: str = "dual",

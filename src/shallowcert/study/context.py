@@ -1,8 +1,15 @@
 """What a job sees: the config, the data, its seed, its device, its seed directory and the
-artifacts of earlier stages for the same seed."""
+artifacts of earlier stages for the same seed.
+
+Every saved model also gets ``<name>/predictions.json``: its predicted label for every
+point of the test split, in order (``{"split": "test", "label": [...], "predicted": [...]}``),
+so that the report can compare models point by point (paired tests). Its path, relative
+to the seed directory, is the row's ``predictions``.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -10,10 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from shallowcert import atomic
 from shallowcert.data import Dataset, Split, load_dataset
 from shallowcert.models import ModelDir, count_macs, count_params, load_model, save_model
 from shallowcert.study.store import ArtifactStore, fingerprint
-from shallowcert.training import FitConfig, accuracy
+from shallowcert.training import FitConfig, FitResult, accuracy, predictions
+
+PREDICTIONS = "predictions.json"
 
 _DATASETS: dict[str, Dataset] = {}
 
@@ -85,16 +95,19 @@ class StageContext:
     def test_points(self, n: int) -> Split:
         return self.dataset.test.head(n)
 
-    def save(self, name: str, model: nn.Module, *, spec: str, **metrics: Any) -> dict[str, Any]:
-        """Save ``model`` under this seed's directory; return its summary row."""
-        row = self.summary(model, spec=spec, **metrics)
+    def save(self, name: str, model: nn.Module, *, spec: str, fit: FitResult | None = None,
+             **metrics: Any) -> dict[str, Any]:
+        """Save ``model`` and its test predictions under this seed's directory; return its summary
+        row (with ``best_epoch`` and the learning curves ``history`` when ``fit`` is given)."""
+        test = self.dataset.test
+        predicted = predictions(model, test)
+        if fit is not None:
+            metrics = {"best_epoch": fit.best_epoch, "history": fit.history, **metrics}
+        row = {"spec": spec, "val_accuracy": accuracy(model, self.dataset.val),
+               "test_accuracy": float((predicted == test.labels).double().mean()), "params": count_params(model),
+               "macs": count_macs(model, self.dataset.input_shape), "predictions": f"{name}/{PREDICTIONS}", **metrics}
         save_model(self.out / name, model, spec=spec, input_shape=self.dataset.input_shape,
                    classes=self.dataset.classes, metrics=row)
+        atomic.write_text(self.out / row["predictions"], json.dumps(
+            {"split": "test", "label": test.labels.tolist(), "predicted": predicted.tolist()}, separators=(",", ":")))
         return {"name": name, **row}
-
-    def summary(self, model: nn.Module, *, spec: str, **metrics: Any) -> dict[str, Any]:
-        model.eval()
-        with torch.no_grad():
-            return {"spec": spec, "val_accuracy": accuracy(model, self.dataset.val),
-                    "test_accuracy": accuracy(model, self.dataset.test), "params": count_params(model),
-                    "macs": count_macs(model, self.dataset.input_shape), **metrics}

@@ -1,6 +1,12 @@
 """Robustness of one model, as the certification stages report it: clean accuracy,
 certified accuracy and robust error bound at epsilon, certified radii and their area,
 and PGD accuracy — all on the same test points, certificates in float64.
+
+Per point, ``<name>-radii.csv`` (the row's ``radii``) records the label, the predicted
+class, ``correct`` (predicted = label), ``certified`` (correct *and* certified for the
+label at epsilon: the points counted by the certified accuracy) and the certified radius
+of the predicted class; the same first test points for every model, so models can be
+compared point by point.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from shallowcert.robust import EpsilonSchedule, certified_accuracy_on, robust_fi
 from shallowcert.study.context import StageContext
 from shallowcert.study.costs import CostModel
 from shallowcert.study.jobs import Job
-from shallowcert.training import FitConfig
+from shallowcert.training import FitConfig, FitResult
 
 DOMAIN = (0.0, 1.0)
 DTYPE = torch.float64
@@ -34,28 +40,29 @@ def robustness_row(ctx: StageContext, model: nn.Module, *, name: str, spec: str,
     radii = certified_radius(model, x, labels=y, method=section["method"], domain=DOMAIN, dtype=DTYPE,
                              settings=SearchSettings(rtol=section["radius_rtol"]))
     area = certification_area(radii.radius, radii.correct)
-    figure = f"{name}-area.png"
+    figure, table = f"{name}-area.png", f"{name}-radii.csv"
     plot_certification_area(area, ctx.out / figure, title=f"Certification area: {name}")
-    atomic.write_text(ctx.out / f"{name}-radii.csv", "index,label,predicted,correct,radius\n" + "".join(
-        f"{i},{int(y[i])},{int(radii.predicted[i])},{int(radii.correct[i])},{float(radii.radius[i]):.6g}\n"
-        for i in range(len(y))))
+    certified = verdict.correct & verdict.certified
+    atomic.write_text(ctx.out / table, "index,label,predicted,correct,certified,radius\n" + "".join(
+        f"{i},{int(y[i])},{int(radii.predicted[i])},{int(radii.correct[i])},{int(certified[i])},"
+        f"{float(radii.radius[i]):.6g}\n" for i in range(len(y))))
     attack = PGD(steps=ctx.config["attacks"]["steps"], relative_step=ctx.config["attacks"]["relative_step"],
                  seed=ctx.seed)
     sweep = robust_accuracy(model, x, y, attack, pgd_eps)
     return {"name": name, "spec": spec, "n": verdict.n, "clean_accuracy": verdict.clean_accuracy,
             "certified_accuracy": verdict.certified_accuracy, "robust_error_bound": verdict.robust_error_bound,
-            **area.summary(), "radius_search": radii.summary(), "figure": figure,
+            **area.summary(), "radius_search": radii.summary(), "figure": figure, "radii": table,
             "pgd": {"eps": sweep.eps, "robust_accuracy": sweep.robust_accuracy}}
 
 
 def train_robust(ctx: StageContext, model: nn.Module, *, eps: float, method: str, warmup_epochs: int,
-                 config: FitConfig, validation_points: int = 1000) -> None:
+                 config: FitConfig, validation_points: int = 1000) -> FitResult:
     """Certified training in place (Wong & Kolter loss, linear epsilon warm-up); the epoch
     kept is the one with the best certified accuracy at ``eps`` on validation points."""
     validate = certified_accuracy_on(ctx.dataset.val.head(validation_points), eps, method=method, domain=DOMAIN)
-    robust_fit(model, ctx.dataset.train, schedule=EpsilonSchedule(eps, warmup_epochs=max(1, warmup_epochs),
-                                                                  start=min(1e-3, eps)),
-               config=config, validate=validate, method=method, domain=DOMAIN)
+    schedule = EpsilonSchedule(eps, warmup_epochs=max(1, warmup_epochs), start=min(1e-3, eps))
+    return robust_fit(model, ctx.dataset.train, schedule=schedule, config=config, validate=validate, method=method,
+                      domain=DOMAIN, val=ctx.dataset.val)
 
 
 def certify_model(ctx: StageContext, *, name: str, pgd_eps: list[float]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Accuracy and per-class accuracy of a classifier on a split."""
+"""Accuracy, per-class accuracy and mean cross-entropy of a classifier on a split."""
 
 from __future__ import annotations
 
@@ -35,3 +35,23 @@ def per_class_accuracy(model: nn.Module, split: Split, classes: int, *, batch_si
         mask = split.labels == c
         result.append(float(correct[mask].float().mean()) if bool(mask.any()) else None)
     return result
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: nn.Module, split: Split, *, batch_size: int = 512) -> tuple[float, float]:
+    """``(mean cross-entropy in nats, accuracy)`` of ``model`` on ``split`` (eval mode, restored after).
+
+    Cross-entropy ``-log softmax(f(x))_y`` averaged over the points; batches are moved to the
+    device of the model's parameters.
+    """
+    if len(split) == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for x, y in split.batches(batch_size, device=model_device(model)):
+        logits = model(x)
+        loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y).sum())
+    model.train(was_training)
+    return loss / len(split), correct / len(split)

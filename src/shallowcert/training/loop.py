@@ -5,6 +5,13 @@ they all call :func:`fit` with their own ``loss_fn(model, x, target, epoch)``. A
 each epoch ``validate(model)`` (higher is better, e.g. validation accuracy) decides
 whether this is the best epoch; the best weights are restored at the end and training
 stops after ``patience`` epochs without improvement.
+
+The history (learning curves) has one entry per epoch run: ``loss``, the trainer's own
+objective averaged over the epoch's batches (train mode, weights changing), ``val``, the
+score ``validate`` returned, and the same two measures for every model whatever its
+trainer: ``train_loss`` / ``train_accuracy``, cross-entropy (nats) and accuracy on the
+labelled training split after the epoch (eval mode; the first ``curve_points`` points),
+and ``val_loss`` / ``val_accuracy`` on the validation split when one is given.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from tqdm import tqdm
 from shallowcert.data.split import Split, to_float
 from shallowcert.device import batch_to, model_device
 from shallowcert.errors import UserError
+from shallowcert.training.evaluate import loss_and_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +85,29 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, 
     return nn.functional.cross_entropy(model(x), target)
 
 
+def epoch_record(model: nn.Module, epoch: int, *, loss: float, score: float, train: Split,
+                 val: Split | None) -> dict[str, float]:
+    """One history entry: the objective and score of the epoch, and cross-entropy / accuracy
+    of ``model`` on ``train`` and ``val`` (see the module docstring)."""
+    record = {"epoch": epoch, "loss": loss, "val": score}
+    for name, split in (("train", train), ("val", val)):
+        if split is not None and len(split):
+            record[f"{name}_loss"], record[f"{name}_accuracy"] = loss_and_accuracy(model, split)
+    return record
+
+
 def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
         validate: Callable[[nn.Module], float], targets: torch.Tensor | None = None,
-        inputs: torch.Tensor | None = None, desc: str = "train", device: torch.device | None = None) -> FitResult:
+        inputs: torch.Tensor | None = None, desc: str = "train", val: Split | None = None,
+        curve_points: int | None = 2_000, device: torch.device | None = None) -> FitResult:
     """Train ``model`` in place; the best epoch by ``validate`` is kept.
 
     ``inputs`` (uint8 images) and ``targets`` (any per-example tensor, e.g. teacher logits)
     replace ``train.images`` / ``train.labels`` when given, so the same loop trains on
-    unlabelled transfer sets. ``device``: where to train (default: the model's device); the
+    unlabelled transfer sets; the learning curves are still measured on ``train``'s labels.
+    ``val`` (the validation split) adds ``val_loss`` / ``val_accuracy`` to the history;
+    ``curve_points`` bounds the training points the curves are measured on (None: all).
+    ``device``: where to train (default: the model's device); the
     model is moved there in place, images and targets stay on the CPU and each batch is
     moved (:mod:`shallowcert.device`). The batch order is drawn on the CPU, so it does not
     depend on the device.
@@ -118,7 +141,8 @@ def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss,
             count += len(index)
         model.eval()
         score = float(validate(model))
-        result.history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "val": score})
+        result.history.append(epoch_record(model, epoch + 1, loss=total / max(count, 1), score=score,
+                                           train=train.head(curve_points), val=val))
         log.info("%s epoch %d/%d: loss %.4f, validation %.4f", desc, epoch + 1, config.epochs, total / max(count, 1), score)
         if score > result.best_score:
             result.best_score, result.best_epoch, stale = score, epoch + 1, 0

@@ -26,5 +26,5 @@ def train_classifier(spec: str, dataset: Dataset, config: FitConfig, *,
     """
     model = build_seeded(spec, dataset, config.seed)
     result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec,
-                 device=device)
+                 val=dataset.val, device=device)
     return model, result

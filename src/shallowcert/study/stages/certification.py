@@ -26,25 +26,25 @@ MODELS = ("teacher-normal", "teacher-robust", "student-normal", "student-robust"
 
 def train_normal_teacher(ctx: StageContext) -> dict[str, Any]:
     section = ctx.config["certification"]
-    model, _ = train_classifier(section["teacher_spec"], ctx.dataset, ctx.fit_config(section["teacher_training"]))
-    return ctx.save("teacher-normal", model, spec=section["teacher_spec"])
+    model, fit = train_classifier(section["teacher_spec"], ctx.dataset, ctx.fit_config(section["teacher_training"]))
+    return ctx.save("teacher-normal", model, spec=section["teacher_spec"], fit=fit)
 
 
 def train_robust_teacher(ctx: StageContext) -> dict[str, Any]:
     section = ctx.config["certification"]
     model = build_seeded(section["teacher_spec"], ctx.dataset, ctx.seed)
-    train_robust(ctx, model, eps=section["eps"], method=section["train_method"],
-                 warmup_epochs=section["warmup_epochs"], config=ctx.fit_config(section["robust_training"]))
-    return ctx.save("teacher-robust", model, spec=section["teacher_spec"])
+    fit = train_robust(ctx, model, eps=section["eps"], method=section["train_method"],
+                       warmup_epochs=section["warmup_epochs"], config=ctx.fit_config(section["robust_training"]))
+    return ctx.save("teacher-robust", model, spec=section["teacher_spec"], fit=fit)
 
 
 def distill_from(ctx: StageContext, *, kind: str) -> dict[str, Any]:
     """The student distilled (logits) from the ``kind`` (normal or robust) teacher of this stage."""
     section = ctx.config["certification"]
-    student, _ = distill_student(ctx.load(ctx.stage, f"teacher-{kind}").model, section["student_spec"], ctx.dataset,
+    student, fit = distill_student(ctx.load(ctx.stage, f"teacher-{kind}").model, section["student_spec"], ctx.dataset,
                                  method=DistillMethod("logits"), config=ctx.fit_config(section["student_training"]),
                                  cache_dir=ctx.cache_dir)
-    return ctx.save(f"student-{kind}", student, spec=section["student_spec"])
+    return ctx.save(f"student-{kind}", student, spec=section["student_spec"], fit=fit)
 
 
 def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:
@@ -64,7 +64,7 @@ def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:
 
 def collect(ctx: StageContext, results: JobResults) -> dict[str, Any]:
     section = ctx.config["certification"]
-    rows = [results[f"certify-{name}"] for name in MODELS]
+    rows = [{**results[f"certify-{name}"], "history": results[name].get("history")} for name in MODELS]
     return {"eps": section["eps"], "method": section["method"], "dtype": "float64", "domain": [0.0, 1.0],
             "n": rows[0]["n"], "train_method": section["train_method"], "models": rows}
 

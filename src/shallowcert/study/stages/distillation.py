@@ -37,7 +37,7 @@ def distill_logits(ctx: StageContext, *, family: str, spec: str, transfer: str) 
                                    config=ctx.fit_config(ctx.config["students"]["training"]), transfer=transfer,
                                    cache_dir=ctx.cache_dir)
     row = ctx.save(model_name(f"logits-{transfer}", spec), student, spec=spec, method="logits", transfer=transfer,
-                   best_epoch=fit.best_epoch)
+                   fit=fit)
     control = next(c for c in ctx.results("teacher")["controls"] if c["spec"] == spec)
     return {"family": family, **row, "control_test_accuracy": control["test_accuracy"]}
 

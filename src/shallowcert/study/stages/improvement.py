@@ -34,33 +34,35 @@ def variant_label(config: dict[str, Any], variant: str) -> str:
     return variant
 
 
-def _make_variant(ctx: StageContext, variant: str) -> nn.Module:
+def _make_variant(ctx: StageContext, variant: str) -> tuple[nn.Module, list[dict[str, float]] | None]:
+    """The variant's model and its learning curves (the logits student's are those of stage 6)."""
     cert, section = ctx.config["certification"], ctx.config["improvement"]
     spec, eps, config = cert["student_spec"], cert["eps"], ctx.fit_config(section["training"])
     if variant == "distilled (logits)":
-        return ctx.load("certification", "student-robust").model
+        loaded = ctx.load("certification", "student-robust")
+        return loaded.model, loaded.metrics.get("history")
     if variant == "distilled + robust retraining":
         model = ctx.load("certification", "student-robust").model
-        train_robust(ctx, model, eps=eps, method=cert["train_method"], warmup_epochs=1,
-                     config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
-        return model
+        fit = train_robust(ctx, model, eps=eps, method=cert["train_method"], warmup_epochs=1,
+                           config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
+        return model, fit.history
     if variant == "robust training from scratch":
         model = build_seeded(spec, ctx.dataset, ctx.seed)
-        train_robust(ctx, model, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
-                     config=config)
-        return model
+        fit = train_robust(ctx, model, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
+                           config=config)
+        return model, fit.history
     method = (DistillMethod("temperature", temperature=section["temperature"]) if variant == "distilled (temperature)"
               else DistillMethod("adversarial", eps=section["adversarial_eps"],
                                  attack_steps=section["adversarial_steps"]))
-    model, _ = distill_student(ctx.load("certification", "teacher-robust").model, spec, ctx.dataset, method=method,
-                               config=config, cache_dir=ctx.cache_dir)
-    return model
+    model, fit = distill_student(ctx.load("certification", "teacher-robust").model, spec, ctx.dataset, method=method,
+                                 config=config, cache_dir=ctx.cache_dir)
+    return model, fit.history
 
 
 def train_variant(ctx: StageContext, *, index: int, variant: str) -> dict[str, Any]:
     spec = ctx.config["certification"]["student_spec"]
-    return ctx.save(f"variant-{index}", _make_variant(ctx, variant), spec=spec,
-                    variant=variant_label(ctx.config, variant))
+    model, history = _make_variant(ctx, variant)
+    return ctx.save(f"variant-{index}", model, spec=spec, variant=variant_label(ctx.config, variant), history=history)
 
 
 def _variant_cost(ctx: StageContext, costs: CostModel, variant: str) -> float:
@@ -90,7 +92,8 @@ def collect(ctx: StageContext, results: JobResults) -> dict[str, Any]:
     rows = []
     for i, variant in enumerate(VARIANTS):
         row = results[f"certify-variant-{i}"]
-        rows.append({**row, "name": variant_label(ctx.config, variant), "pgd_accuracy": row["pgd"]["robust_accuracy"][-1]})
+        rows.append({**row, "name": variant_label(ctx.config, variant), "pgd_accuracy": row["pgd"]["robust_accuracy"][-1],
+                     "history": results[f"variant-{i}"].get("history")})
     return {"spec": cert["student_spec"], "eps": cert["eps"], "dtype": "float64", "models": rows}
 
 

@@ -34,11 +34,12 @@ def prune_best_student(ctx: StageContext) -> dict[str, Any]:
                             max_drop=ctx.config["pruning"]["max_drop"])
     pruned = remove_filters(loaded.model, search.plan, input_shape=ctx.dataset.input_shape)
     report = pruning_report(loaded.model, pruned, search.plan, ctx.dataset)
-    ctx.save("pruned", pruned, spec=loaded.spec, pruned_from=f"{stage}/{name}")
+    saved = ctx.save("pruned", pruned, spec=loaded.spec, pruned_from=f"{stage}/{name}")
     figures = [p.name for p in plot_filter_norms(loaded.model, search.plan, ctx.out / "figures")]
     return {"student": {"stage": stage, "name": name, "spec": loaded.spec, **loaded.metrics},
             "search_evaluations": search.evaluations, "max_drop": ctx.config["pruning"]["max_drop"],
-            **report, "figures": [f"figures/{name}" for name in figures]}
+            **report, "figures": [f"figures/{name}" for name in figures],
+            "pruned": {"name": "pruned", "predictions": saved["predictions"]}}
 
 
 def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:

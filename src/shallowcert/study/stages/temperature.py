@@ -30,11 +30,11 @@ def distill_at(ctx: StageContext, *, spec: str, temperature: float | None) -> di
     """Distil ``spec`` with temperature ``temperature`` (None: logits matching)."""
     transfer = ctx.config["temperature"]["transfer_set"]
     method = DistillMethod("logits") if temperature is None else DistillMethod("temperature", temperature=temperature)
-    student, _ = distill_student(ctx.load("teacher", "teacher").model, spec, ctx.dataset, method=method,
+    student, fit = distill_student(ctx.load("teacher", "teacher").model, spec, ctx.dataset, method=method,
                                  config=ctx.fit_config(ctx.config["students"]["training"]), transfer=transfer,
                                  cache_dir=ctx.cache_dir)
     return ctx.save(student_name(spec, temperature), student, spec=spec, method=method.name, transfer=transfer,
-                    temperature=temperature)
+                    temperature=temperature, fit=fit)
 
 
 def _sweep(config: dict[str, Any]) -> list[tuple[str, float | None]]:
