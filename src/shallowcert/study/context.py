@@ -86,7 +86,7 @@ class StageContext:
 
     def load(self, stage: str, name: str) -> ModelDir:
         """A model written by ``stage`` (this stage or an earlier one) for this seed."""
-        return load_model(self.store.seed_dir(stage, self.seed) / name)
+        return load_model(self.store.seed_dir(stage, self.seed) / name, device=self.device)
 
     def results(self, stage: str) -> dict[str, Any]:
         """An earlier stage's results for this seed."""

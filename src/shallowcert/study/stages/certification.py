@@ -26,13 +26,14 @@ MODELS = ("teacher-normal", "teacher-robust", "student-normal", "student-robust"
 
 def train_normal_teacher(ctx: StageContext) -> dict[str, Any]:
     section = ctx.config["certification"]
-    model, fit = train_classifier(section["teacher_spec"], ctx.dataset, ctx.fit_config(section["teacher_training"]))
+    model, fit = train_classifier(section["teacher_spec"], ctx.dataset, ctx.fit_config(section["teacher_training"]),
+                                  device=ctx.device)
     return ctx.save("teacher-normal", model, spec=section["teacher_spec"], fit=fit)
 
 
 def train_robust_teacher(ctx: StageContext) -> dict[str, Any]:
     section = ctx.config["certification"]
-    model = build_seeded(section["teacher_spec"], ctx.dataset, ctx.seed)
+    model = build_seeded(section["teacher_spec"], ctx.dataset, ctx.seed).to(ctx.device)
     fit = train_robust(ctx, model, eps=section["eps"], method=section["train_method"],
                        warmup_epochs=section["warmup_epochs"], config=ctx.fit_config(section["robust_training"]))
     return ctx.save("teacher-robust", model, spec=section["teacher_spec"], fit=fit)
@@ -43,7 +44,7 @@ def distill_from(ctx: StageContext, *, kind: str) -> dict[str, Any]:
     section = ctx.config["certification"]
     student, fit = distill_student(ctx.load(ctx.stage, f"teacher-{kind}").model, section["student_spec"], ctx.dataset,
                                  method=DistillMethod("logits"), config=ctx.fit_config(section["student_training"]),
-                                 cache_dir=ctx.cache_dir)
+                                 cache_dir=ctx.cache_dir, device=ctx.device)
     return ctx.save(f"student-{kind}", student, spec=section["student_spec"], fit=fit)
 
 

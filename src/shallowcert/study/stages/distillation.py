@@ -35,7 +35,7 @@ def distill_logits(ctx: StageContext, *, family: str, spec: str, transfer: str) 
     teacher = ctx.load("teacher", "teacher").model
     student, fit = distill_student(teacher, spec, ctx.dataset, method=DistillMethod("logits"),
                                    config=ctx.fit_config(ctx.config["students"]["training"]), transfer=transfer,
-                                   cache_dir=ctx.cache_dir)
+                                   cache_dir=ctx.cache_dir, device=ctx.device)
     row = ctx.save(model_name(f"logits-{transfer}", spec), student, spec=spec, method="logits", transfer=transfer,
                    fit=fit)
     control = next(c for c in ctx.results("teacher")["controls"] if c["spec"] == spec)

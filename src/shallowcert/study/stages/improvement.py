@@ -47,7 +47,7 @@ def _make_variant(ctx: StageContext, variant: str) -> tuple[nn.Module, list[dict
                            config=ctx.fit_config(section["training"], epochs=section["retrain_epochs"]))
         return model, fit.history
     if variant == "robust training from scratch":
-        model = build_seeded(spec, ctx.dataset, ctx.seed)
+        model = build_seeded(spec, ctx.dataset, ctx.seed).to(ctx.device)
         fit = train_robust(ctx, model, eps=eps, method=cert["train_method"], warmup_epochs=cert["warmup_epochs"],
                            config=config)
         return model, fit.history
@@ -55,7 +55,7 @@ def _make_variant(ctx: StageContext, variant: str) -> tuple[nn.Module, list[dict
               else DistillMethod("adversarial", eps=section["adversarial_eps"],
                                  attack_steps=section["adversarial_steps"]))
     model, fit = distill_student(ctx.load("certification", "teacher-robust").model, spec, ctx.dataset, method=method,
-                                 config=config, cache_dir=ctx.cache_dir)
+                                 config=config, cache_dir=ctx.cache_dir, device=ctx.device)
     return model, fit.history
 
 

@@ -30,7 +30,8 @@ def model_name(prefix: str, spec: str) -> str:
 
 def train_teacher(ctx: StageContext) -> dict[str, Any]:
     teacher_cfg = ctx.config["teacher"]
-    model, fit = train_classifier(teacher_cfg["spec"], ctx.dataset, ctx.fit_config(teacher_cfg["training"]))
+    model, fit = train_classifier(teacher_cfg["spec"], ctx.dataset, ctx.fit_config(teacher_cfg["training"]),
+                                  device=ctx.device)
     row = ctx.save("teacher", model, spec=teacher_cfg["spec"], fit=fit,
                    train_seconds=round(fit.seconds, 2))
     log.info("teacher %s (seed %d): test accuracy %.4f", teacher_cfg["spec"], ctx.seed, row["test_accuracy"])
@@ -38,7 +39,8 @@ def train_teacher(ctx: StageContext) -> dict[str, Any]:
 
 
 def train_control(ctx: StageContext, *, family: str, spec: str) -> dict[str, Any]:
-    student, fit = train_classifier(spec, ctx.dataset, ctx.fit_config(ctx.config["students"]["training"]))
+    student, fit = train_classifier(spec, ctx.dataset, ctx.fit_config(ctx.config["students"]["training"]),
+                                    device=ctx.device)
     return {"family": family, **ctx.save(model_name("control", spec), student, spec=spec, fit=fit)}
 
 

@@ -32,7 +32,7 @@ def distill_at(ctx: StageContext, *, spec: str, temperature: float | None) -> di
     method = DistillMethod("logits") if temperature is None else DistillMethod("temperature", temperature=temperature)
     student, fit = distill_student(ctx.load("teacher", "teacher").model, spec, ctx.dataset, method=method,
                                  config=ctx.fit_config(ctx.config["students"]["training"]), transfer=transfer,
-                                 cache_dir=ctx.cache_dir)
+                                 cache_dir=ctx.cache_dir, device=ctx.device)
     return ctx.save(student_name(spec, temperature), student, spec=spec, method=method.name, transfer=transfer,
                     temperature=temperature, fit=fit)
 
