@@ -1,7 +1,7 @@
 """Our complete verifier on the VNN-COMP known-answer cases (``/work/shared/vnncomp``).
 
     python benchmarks/vnncomp.py [--benchmark NAME ...] [--timeout S] [--limit N]
-                                 [--method crown|alpha-crown]
+                                 [--method alpha-crown|crown]
 
 Each case of ``cases.csv`` (optionally only the named benchmarks, the first ``--limit`` per
 benchmark) is imported (ONNX), read (VNN-LIB) and decided by
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--benchmark", action="append", help="only this benchmark (repeatable)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case (default 60)")
     parser.add_argument("--limit", type=int, help="at most this many cases per benchmark")
-    parser.add_argument("--method", default="crown", choices=("crown", "alpha-crown"))
+    parser.add_argument("--method", default="alpha-crown", choices=("crown", "alpha-crown"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -104,7 +104,7 @@ def test_branch_and_bound_proves_what_crown_cannot() -> None:
         prop = robustness_property(center, eps, label, 3)
         bounder = SubdomainBounder(model, prop)
         assert not bool(bounder.bound_domains(bounder.free_states(1)).verified[0])  # CROWN alone fails
-        result = verify(model, prop, timeout=20, milp_unstable=-1)  # no MILP on the whole box
+        result = verify(model, prop, timeout=20, method="crown", milp_unstable=-1)  # no MILP on the whole box
         assert result.status == "unsat" and result.method == "bab" and result.stats["domains"] > 1
         assert _sample_violation(model, prop) > 0
 

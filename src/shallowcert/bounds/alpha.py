@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from shallowcert.bounds.adam import ProjectedAdam
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.intermediate import Bounds, RowSlopes, initial_row_slopes, linear_bounds
 from shallowcert.bounds.network import Network
@@ -72,7 +73,7 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
     with torch.enable_grad():
         final = {p: slope.clone().requires_grad_(True) for p, slope in best_final.items()}
         parameters = [*final.values(), *(slope.requires_grad_(True) for slope in inner)]
-        optimiser = torch.optim.Adam(parameters, lr=lr)
+        optimiser = ProjectedAdam(parameters, lr=lr, low=0.0, high=1.0)
         for _ in range(steps if parameters else 0):
             bound, value, bounds = _evaluate(network, (box[0].detach(), box[1].detach()), spec.detach(), final, rows,
                                              fixed, known)
@@ -87,13 +88,7 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
             if rows is not None:  # the running intersection: every later step starts from it
                 reference = {p: (lo.detach(), up.detach()) for p, (lo, up) in bounds.items()}
                 rows = RowSlopes(rows.neurons, rows.slopes, reference)
-            grads = torch.autograd.grad(-value.sum(), parameters, allow_unused=True)
-            for parameter, grad in zip(parameters, grads):
-                parameter.grad = torch.zeros_like(parameter) if grad is None else grad
-            optimiser.step()
-            with torch.no_grad():
-                for parameter in parameters:
-                    parameter.clamp_(0.0, 1.0)
+            optimiser.step(list(torch.autograd.grad(-value.sum(), parameters, allow_unused=True)))
     if rows is not None:
         rows = RowSlopes(rows.neurons, {s: {p: slope.detach() for p, slope in by_relu.items()}
                                         for s, by_relu in rows.slopes.items()}, rows.reference)

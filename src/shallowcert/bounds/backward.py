@@ -38,10 +38,14 @@ def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation], *,
-                    begin: int = 0) -> LinearBound:
+                    begin: int = 0, extra: dict[int, torch.Tensor] | None = None,
+                    record: dict[int, torch.Tensor] | None = None) -> LinearBound:
     """Push ``lam`` (``(N, K, *out_shape of steps[-1]``) back to the input of ``steps[begin]``.
 
-    ``relaxations[i]`` relaxes the ReLU at ``steps[i]``.
+    ``relaxations[i]`` relaxes the ReLU at ``steps[i]``. ``extra[i]`` (optional, shaped like
+    the coefficients there): a linear term ``extra[i] · z`` in the *input* ``z`` of ReLU ``i``
+    added to the function (e.g. beta-CROWN's split multipliers). ``record`` (optional): filled
+    with the coefficients of each ReLU's *output* as they were reached.
     """
     lower = lam.new_zeros(lam.shape[:2])
     upper = lam.new_zeros(lam.shape[:2])
@@ -53,6 +57,8 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
                 lower, upper = lower + term, upper + term
             lam = step.transpose(lam)
         else:
+            if record is not None:
+                record[index] = lam
             relaxation = relaxations[index]
             negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
             below, total = row_dot(negative, relaxation.upper_intercept), row_dot(lam, relaxation.upper_intercept)
@@ -61,6 +67,8 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
                 lam = lam * relaxation.upper_slope
             else:
                 lam = (lam - negative) * relaxation.lower_slope + negative * relaxation.upper_slope
+            if extra is not None and index in extra:
+                lam = lam + extra[index]
     return LinearBound(lam, lower, upper)
 
 

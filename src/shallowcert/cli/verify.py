@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--model", metavar="DIR", help="the network as a model directory")
     p.add_argument("--vnnlib", required=True, metavar="PROP.vnnlib", help="the property (input box, unsafe outputs)")
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds (default 60)")
-    p.add_argument("--method", choices=VERIFY_METHODS, default="crown", help="bound used to prune (default crown)")
+    p.add_argument("--method", choices=VERIFY_METHODS, default="alpha-crown",
+                   help="whole-box bound whose intermediate bounds branch and bound keeps (default alpha-crown)")
     p.add_argument("--seed", type=int, default=0, help="seed of the attack steps (default 0)")
     p.add_argument("--out", metavar="DIR", help="write result.json (and counterexample.txt) here")
     add_device_argument(p)

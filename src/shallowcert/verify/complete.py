@@ -2,12 +2,17 @@
 
 1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD; a
    re-checked counterexample answers ``sat``.
-2. **Incomplete bounds** on the whole box (``method``: crown, then alpha-crown when
-   ``method="alpha-crown"``): every disjunct proved above the rounding margin answers ``unsat``.
-3. **Exact MILP** (:mod:`shallowcert.verify.milp`) when the box leaves at most
-   ``milp_unstable`` unstable ReLUs: small enough for HiGHS to settle quickly.
-4. **Branch and bound** (:mod:`shallowcert.verify.bab`) with periodic falsification; its
-   fully split subdomains are settled by the MILP (an LP there).
+2. **Incomplete bounds** on the whole box (``method``: crown, then alpha-crown with
+   optimised intermediate slopes when ``method="alpha-crown"``, the default): every
+   disjunct proved above the rounding margin answers ``unsat``. The intermediate bounds
+   of the last one are those branch and bound keeps.
+3. **Branch and bound** (:mod:`shallowcert.verify.bab`) over ReLU splits, each subdomain
+   bounded by beta-CROWN on the whole box's intermediate bounds
+   (:mod:`shallowcert.verify.beta`), with periodic falsification; its fully split
+   subdomains are settled by the MILP (an LP there).
+4. **Exact MILP** (:mod:`shallowcert.verify.milp`) on the whole box when it leaves at most
+   ``milp_unstable`` unstable ReLUs and branch and bound did not finish in half the time
+   left: small enough for HiGHS, given the rest.
 
 Everything runs in float64 on ``device`` (default: the model's). ``sat`` only with a
 counterexample re-checked by running the network, ``unsat`` only from a bound above its
@@ -28,6 +33,7 @@ from shallowcert.certify.precision import model_in_dtype
 from shallowcert.device import resolve_device
 from shallowcert.errors import UserError
 from shallowcert.verify.bab import branch_and_bound
+from shallowcert.verify.beta import SplitBounder
 from shallowcert.verify.falsify import Counterexample, falsify
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.property import Property
@@ -40,14 +46,15 @@ VERIFY_METHODS = ("crown", "alpha-crown")
 MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
 
 
-def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "crown",
+def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
            device: torch.device | str | None = None, seed: int = 0, batch: int = 256,
            max_domains: int = 2_000_000, milp_unstable: int = MILP_UNSTABLE) -> VerificationResult:
     """Decide whether some input in ``prop``'s box reaches its unsafe set (module docstring).
 
-    ``timeout``: seconds of wall time for the whole call (checked between steps: a step in
-    progress finishes its engine call first). ``method``: the bound for steps 2 and 4
-    (``crown`` or ``alpha-crown``). ``batch``: subdomains bounded per engine call;
+    ``timeout``: seconds of wall time for the whole call (checked between steps and inside
+    branch and bound's optimisation; the whole-box bounds and one MILP node finish first).
+    ``method``: the whole-box bound of step 2 (``crown`` or ``alpha-crown``), whose
+    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call;
     ``max_domains``: the branch-and-bound budget (``unknown`` beyond it).
     """
     start = time.monotonic()
@@ -89,19 +96,19 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         if bool(root.verified.all()):
             return result("unsat", "bounds")
     milp = MilpSolver(network, prop, bounder)
-    if stats["unstable"] <= milp_unstable and time.monotonic() < deadline:
-        share = start + (timeout + time.monotonic() - start) / 2  # at most half the time left: BaB gets the rest
-        status, found = milp.solve(root_states(root), deadline=share, open_disjuncts=~root.proved[0])
-        stats["milp"] = status
-        if status in ("unsat", "sat"):
-            return result(status, "milp", found)
+    small = stats["unstable"] <= milp_unstable and milp.available
     if time.monotonic() >= deadline:
         return result("timeout", "bounds")
-    outcome = branch_and_bound(network, prop, bounder, deadline=deadline, root=root, batch=batch,
-                               max_domains=max_domains, exact=lambda states: milp.solve(states, deadline=deadline),
-                               seed=seed)
+    outcome = branch_and_bound(network, prop, SplitBounder(bounder, root, deadline=deadline), deadline=(
+        start + (timeout + time.monotonic() - start) / 2 if small else deadline), root=root, batch=batch,
+        max_domains=max_domains, exact=lambda states: milp.solve(states, deadline=deadline), seed=seed)
     stats.update(outcome.stats)
-    return result(outcome.status, "bab", outcome.counterexample)
+    if outcome.status in ("sat", "unsat") or not small or time.monotonic() >= deadline:
+        return result(outcome.status, "bab", outcome.counterexample)
+    status, found = milp.solve(root_states(root), deadline=deadline, open_disjuncts=~root.proved[0])
+    stats["milp"] = status
+    return result(status if status in ("sat", "unsat") else "timeout" if time.monotonic() >= deadline
+                  else "unknown", "milp", found)
 
 
 def root_states(root: Any) -> tuple[torch.Tensor, ...]:

@@ -61,7 +61,7 @@ class ExactRadius:
 
 
 def exact_radius(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, time_limit: float,
-                 rtol: float = 0.01, method: str = "crown", domain: tuple[float, float] | None = (0.0, 1.0),
+                 rtol: float = 0.01, method: str = "alpha-crown", domain: tuple[float, float] | None = (0.0, 1.0),
                  max_radius: float = 1.0, device: torch.device | str | None = None, seed: int = 0) -> ExactRadius:
     """Bracket each point's robust radius (module docstring); ``x`` ``(N, ...)`` in [0, 1],
     ``labels`` ``(N,)``; ``time_limit`` seconds per point; radii in input units."""

@@ -110,14 +110,14 @@ class SubdomainBounder:
             for lo, up in bounds.values():
                 gap = (lo - up) > EMPTY_GAP * (1 + lo.abs() + up.abs())
                 empty |= gap.flatten(1).any(dim=1)
-            target = self._target_rows(rows, proved)
-            corner = self._corner(linear.coefficients, target, mid, rad)
+            target = self.target_rows(rows, proved)
+            corner = self.corner(linear.coefficients, target, mid, rad)
             scores = self._scores(bounds, states, target)
         proved_states = states_of(bounds)
         return DomainBounds(rows, proved, empty, tuple(proved_states[p] for p in positions), scores, corner,
                             tuple(bounds[p] for p in positions))
 
-    def _target_rows(self, rows: torch.Tensor, proved: torch.Tensor) -> torch.Tensor:
+    def target_rows(self, rows: torch.Tensor, proved: torch.Tensor) -> torch.Tensor:
         """Per domain, the row to branch on: the best row of the unproved disjunct whose best
         row is lowest (a disjunct is proved by its best row)."""
         best = per_disjunct_max(rows, self.owner, self.disjuncts)
@@ -125,7 +125,7 @@ class SubdomainBounder:
         candidate = rows.masked_fill(self.owner.unsqueeze(0) != weakest.unsqueeze(1), -torch.inf)
         return candidate.argmax(dim=1)
 
-    def _corner(self, coefficients: torch.Tensor, target: torch.Tensor, mid: torch.Tensor,
+    def corner(self, coefficients: torch.Tensor, target: torch.Tensor, mid: torch.Tensor,
                 rad: torch.Tensor) -> torch.Tensor:
         lam = coefficients[torch.arange(len(target), device=target.device), target].reshape(mid.shape)
         return mid - rad * lam.sign()
@@ -139,11 +139,18 @@ class SubdomainBounder:
         for p, known in zip(reversed(positions), reversed(states)):
             lam = back_substitute(steps[:end], lam, relaxations, begin=p + 1).coefficients
             lo, up = bounds[p]
-            free = unstable_mask(lo, up) & (known == 0)
-            width = torch.where(free, up - lo, torch.ones_like(lo))
-            intercept = -up * lo / width
-            coefficient = lam[:, 0]
-            score = (-coefficient.clamp(max=0)) * intercept + coefficient.clamp(min=0) * torch.minimum(up, -lo) / 4
-            scores[p] = torch.where(free, score + 1e-12 * width, torch.zeros_like(score))
+            scores[p] = branching_scores(lam[:, 0], lo, up, known == 0)
             end = p + 1
         return tuple(scores[p] for p in positions)
+
+
+def branching_scores(coefficient: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                     free: torch.Tensor) -> torch.Tensor:
+    """BaBSR-style score per neuron (module docstring) from ``coefficient``, the coefficient
+    of ``relu(z_j)`` in the row being bounded, and ``lower <= z <= upper``; ``0`` where the
+    neuron is stable or not ``free`` (already split)."""
+    free = unstable_mask(lower, upper) & free
+    width = torch.where(free, upper - lower, torch.ones_like(lower))
+    intercept = -upper * lower / width
+    score = (-coefficient.clamp(max=0)) * intercept + coefficient.clamp(min=0) * torch.minimum(upper, -lower) / 4
+    return torch.where(free, score + 1e-12 * width, torch.zeros_like(score))
