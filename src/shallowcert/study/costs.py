@@ -1,9 +1,11 @@
 """Cost estimates of the study's jobs, in seconds on one CPU thread, for ``--plan`` and the
 progress bar's remaining time.
 
-The unit is measured: the time of one training step (forward + backward + Adam) per
-example of each architecture, timed on a few random batches of 64 on this machine. A
-job's estimate counts the examples it pushes through its model:
+The units are measured on this machine, on one thread, best of a few random batches of 64:
+the time of one training step (forward + backward + Adam) per example of each
+architecture, and, per architecture and bound method, of one certified-training step
+(the bound-based loss, backward, Adam) and of one float64 bound evaluation. A job's
+estimate counts the examples it pushes through its model:
 
 * training: ``epochs × (train examples + validation examples / 3)`` (a forward pass costs
   about a third of a training step);
@@ -12,10 +14,9 @@ job's estimate counts the examples it pushes through its model:
 * attacks: ``points × steps × epsilons`` gradient steps per attack, times
   :data:`ATTACK_SURVIVORS` (a sweep attacks only the points still standing and stops a
   point at its first success; a rough figure, not a measurement);
-* bound computations cost :data:`BOUND_FACTOR` training steps per example — a documented
-  rough figure (bounds push a specification matrix back through every layer), not a
-  measurement; certified training multiplies each step by it, a certificate with its
-  radius search takes :data:`RADIUS_EVALUATIONS` bound evaluations per point.
+* certified training: ``epochs × train examples`` certified-training steps; a certificate
+  with its radius search: ``1 +`` :data:`RADIUS_EVALUATIONS` bound evaluations per point
+  (the search's typical count, :mod:`shallowcert.certify.search`).
 
 Epoch counts are the maximum (early stopping only shortens jobs), so the plan is an upper
 estimate; it ignores data loading and start-up.
@@ -28,11 +29,13 @@ from typing import Any, Callable
 
 import torch
 
+from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.data import Dataset
 from shallowcert.models.spec import build
+from shallowcert.robust.loss import robust_loss
 
-BOUND_FACTOR = {"ibp": 2.0, "crown-ibp": 6.0, "dual": 30.0, "crown": 30.0, "alpha-crown": 150.0}
 RADIUS_EVALUATIONS = 8
+CERTIFIED_VALIDATION = 1000  # validation points certified per epoch of certified training
 ATTACK_SURVIVORS = 0.25
 FORWARD = 1 / 3
 # Unlabelled transfer sets whose size is known without building them (``extra`` splits);
@@ -41,22 +44,48 @@ TRANSFER_SIZES = {"svhn": 531_131, "svhn-middle": 531_131, "cifar10": 110_000}
 _BATCH, _REPEATS = 64, 3
 
 
-def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int) -> float:
-    """Measured seconds of one training step per example of ``spec`` (batch 64, best of 3)."""
+def _per_example(step: Callable[[], None]) -> float:
+    """Best of :data:`_REPEATS` timed calls of ``step`` (after one warm-up), per example, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = float("inf")
+        for _ in range(_REPEATS + 1):
+            start = time.perf_counter()
+            step()
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best / _BATCH
+
+
+def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, bound: str | None = None,
+                 eps: float = 0.01, train: bool = True) -> float:
+    """Measured seconds per example of one training step of ``spec`` (``bound``: with the
+    certified loss of that method at ``eps``), or with ``train=False`` of one float64
+    ``bound`` evaluation without gradients."""
     model = build(spec, input_shape, classes)
-    optimizer = torch.optim.Adam(model.parameters())
     generator = torch.Generator().manual_seed(0)
     x = torch.rand((_BATCH, *input_shape), generator=generator)
     y = torch.randint(0, classes, (_BATCH,), generator=generator)
-    best = float("inf")
-    for _ in range(_REPEATS + 1):
-        start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+    if not train:
+        model, x = model.double(), x.double()
+        spec_rows = margin_spec(y, classes).double()
+        radius = torch.full((_BATCH,), eps, dtype=torch.float64)
+
+        def evaluate() -> None:
+            with torch.no_grad():
+                lower_bounds(model, InputSet(x, radius), spec_rows, method=bound)
+        return _per_example(evaluate)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def step() -> None:
+        loss = (torch.nn.functional.cross_entropy(model(x), y) if bound is None
+                else robust_loss(model, x, y, eps, method=bound).loss)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        best = min(best, time.perf_counter() - start)
-    return best / _BATCH
+    return _per_example(step)
 
 
 class CostModel:
@@ -65,13 +94,15 @@ class CostModel:
     def __init__(self, config: dict[str, Any], dataset: Callable[[], Dataset]) -> None:
         self._config = config
         self._dataset = dataset
-        self._steps: dict[str, float] = {}
+        self._steps: dict[tuple[str, str | None, bool], float] = {}
 
-    def step(self, spec: str) -> float:
-        if spec not in self._steps:
+    def step(self, spec: str, bound: str | None = None, *, train: bool = True) -> float:
+        """Measured seconds per example (:func:`step_seconds`), once per combination."""
+        key = (spec, bound, train)
+        if key not in self._steps:
             data = self._dataset()
-            self._steps[spec] = step_seconds(spec, data.input_shape, data.classes)
-        return self._steps[spec]
+            self._steps[key] = step_seconds(spec, data.input_shape, data.classes, bound=bound, train=train)
+        return self._steps[key]
 
     def examples(self, transfer: str) -> int:
         """Examples per epoch on transfer set ``train`` or ``extra``."""
@@ -83,12 +114,18 @@ class CostModel:
 
     def training(self, spec: str, training: dict[str, Any], *, transfer: str = "train", epochs: int | None = None,
                  factor: float = 1.0) -> float:
-        """``epochs × (examples × factor + validation / 3)`` training steps of ``spec``."""
+        """``epochs × (examples × factor + validation / 3)`` training steps of ``spec``
+        (``factor``: passes per example, e.g. an attack's steps plus one)."""
         per_epoch = self.examples(transfer) * factor + len(self._dataset().val) * FORWARD
         return (epochs or training["epochs"]) * per_epoch * self.step(spec)
 
     def robust_training(self, spec: str, training: dict[str, Any], method: str, *, epochs: int | None = None) -> float:
-        return self.training(spec, training, epochs=epochs, factor=BOUND_FACTOR[method])
+        """``epochs × train examples`` certified-training steps with ``method``, plus the
+        certified accuracy of :data:`CERTIFIED_VALIDATION` validation points each epoch."""
+        validation = min(CERTIFIED_VALIDATION, len(self._dataset().val))
+        per_epoch = (len(self._dataset().train) * self.step(spec, method)
+                     + validation * self.step(spec, method, train=False))
+        return (epochs or training["epochs"]) * per_epoch
 
     def logits(self, teacher_spec: str, transfer: str) -> float:
         return self.examples(transfer) * FORWARD * self.step(teacher_spec)
@@ -98,7 +135,7 @@ class CostModel:
 
     def robustness(self, spec: str, *, points: int, method: str, pgd_eps: int) -> float:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""
-        bounds = points * (1 + RADIUS_EVALUATIONS) * BOUND_FACTOR[method] * FORWARD * self.step(spec)
+        bounds = points * (1 + RADIUS_EVALUATIONS) * self.step(spec, method, train=False)
         return bounds + self.attack(spec, points=points, steps=self._config["attacks"]["steps"], epsilons=pgd_eps)
 
     def pruning(self, spec: str, *, evaluations: int = 20) -> float:
