@@ -15,7 +15,10 @@ job's estimate counts the examples it pushes through its model:
 * bound computations cost :data:`BOUND_FACTOR` training steps per example — a documented
   rough figure (bounds push a specification matrix back through every layer), not a
   measurement; certified training multiplies each step by it, a certificate with its
-  radius search takes :data:`RADIUS_EVALUATIONS` bound evaluations per point.
+  radius search takes :data:`RADIUS_EVALUATIONS` bound evaluations per point;
+* the exact radius (complete verifier): ``points × time limit`` seconds, the limit being
+  wall time per point (the limit, not a measurement: a point settled early takes less, a
+  verifier step running at the limit a little more).
 
 Epoch counts are the maximum (early stopping only shortens jobs), so the plan is an upper
 estimate; it ignores data loading and start-up.
@@ -100,6 +103,13 @@ class CostModel:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""
         bounds = points * (1 + RADIUS_EVALUATIONS) * BOUND_FACTOR[method] * FORWARD * self.step(spec)
         return bounds + self.attack(spec, points=points, steps=self._config["attacks"]["steps"], epsilons=pgd_eps)
+
+    @staticmethod
+    def exact(*, points: int, time_limit: float) -> float:
+        """The exact radius of ``points`` points: ``time_limit`` seconds of bisection each (wall
+        time; the limit is checked between verifier steps, so a point can run over by one step,
+        and the certified-radius search and attack it starts from are not counted)."""
+        return points * time_limit
 
     def pruning(self, spec: str, *, evaluations: int = 20) -> float:
         return evaluations * len(self._dataset().val) * FORWARD * self.step(spec)
