@@ -108,3 +108,34 @@ def test_missing_dataset_files_are_reported_before_any_work(tmp_path: Path) -> N
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "train_32x32.mat" in result.stderr and "were not found" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_exact_radius_keys_are_checked(tmp_path: Path) -> None:
+    message = errors_for(tmp_path, "certification:\n  exact_points: -1\n  exact_time_limit: 0\n")
+    assert "certification.exact_points: must be >= 0, got -1" in message
+    assert "certification.exact_time_limit: must be > 0, got 0" in message
+
+
+class _FreeCosts:
+    """Every estimate 0: the job list without measuring anything."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: 0.0
+
+
+@pytest.mark.parametrize("points, exact_points, expected", [(12, 0, 0), (12, 3, 3), (2, 5, 2)])
+def test_exact_jobs_follow_exact_points(tmp_path: Path, points: int, exact_points: int, expected: int) -> None:
+    from shallowcert.study.context import StageContext
+    from shallowcert.study.exact_gap import exact_points as used_points
+    from shallowcert.study.stages import certification
+    from shallowcert.study.store import ArtifactStore
+
+    path = tmp_path / "study.yaml"
+    path.write_text(f"certification:\n  points: {points}\n  exact_points: {exact_points}\n")
+    config = load_config(path)
+    ctx = StageContext(config, ArtifactStore(tmp_path / "run"), "certification", 0, lambda: None)
+    jobs = {job.name: job for job in certification.STAGE.jobs(ctx, _FreeCosts())}
+    exact = sorted(name for name in jobs if name.startswith("exact-"))
+    assert used_points(config) == expected
+    assert exact == ([] if expected == 0 else sorted(f"exact-{m}" for m in certification.MODELS))
+    assert all(jobs[name].after == (name[len("exact-"):],) for name in exact)

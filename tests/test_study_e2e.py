@@ -39,6 +39,8 @@ certification:
   points: 12
   radius_rtol: 0.1
   pgd_eps: [0.0, 0.02]
+  exact_points: 2
+  exact_time_limit: 1.0
   teacher_training: {epochs: 1, batch_size: 64}
   robust_training: {epochs: 1, batch_size: 64}
   student_training: {epochs: 1, batch_size: 64}
@@ -48,6 +50,7 @@ improvement: {retrain_epochs: 1, adversarial_steps: 2, adversarial_eps: 0.02, tr
 pytestmark = pytest.mark.slow  # two runs of the study on two seeds: a minute or more on 2 cores
 
 VOLATILE = {"seconds", "train_seconds"}
+TIMED = {"radius_search", "exact"}  # cut by wall-clock limits: may differ between two runs
 
 
 def study(config: Path, out: Path, *extra: str) -> subprocess.Popen:
@@ -68,7 +71,7 @@ def job_times(run_dir: Path) -> dict[str, int]:
 def stable(obj):
     """Results without wall-clock fields."""
     if isinstance(obj, dict):
-        return {k: stable(v) for k, v in obj.items() if k not in VOLATILE and k != "radius_search"}
+        return {k: stable(v) for k, v in obj.items() if k not in VOLATILE | TIMED}
     if isinstance(obj, list):
         return [stable(v) for v in obj]
     return obj
@@ -104,7 +107,7 @@ def test_report_has_every_section(runs) -> None:
         assert heading in markdown and heading in html
     assert "has not been run" not in markdown
     for label in ("Table 8.1", "Table 8.2", "Table 8.7", "Figure 8.11", "Table 8.9", "Table 8.19", "Table 8.20",
-                  "Table 8.22"):
+                  "Table 8.22", "Table E.1"):
         assert label in markdown
     assert html.count("data:image/png;base64,") >= 8  # figures are embedded: self-contained
     claims = json.loads((root / "straight" / "report.json").read_text())["claims"]
@@ -121,6 +124,30 @@ def test_certified_points_resist_the_attack(runs) -> None:
     for model, cert in [(model, cert) for cert in by_seed.values() for model in cert["models"]]:
         pgd = dict(zip(model["pgd"]["eps"], model["pgd"]["robust_accuracy"]))
         assert model["certified_accuracy"] <= pgd[cert["eps"]] + 1e-12, model["name"]
+
+
+def test_exact_radius_never_below_the_certified_one(runs) -> None:
+    """Soundness end to end: the certified radius of the radii table never exceeds a point's exact
+    radius, i.e. its counterexample distance (``upper``), nor its settled bracket."""
+    run = runs[0] / "straight"
+    certification = read_stage(run, "certification")
+    markdown = (run / "report.md").read_text()
+    assert "(figures/exact-gap.png)" in markdown and (run / "figures" / "exact-gap.png").is_file()
+    for seed in certification.seeds:
+        results = certification.by_seed[seed]
+        exact, rows = results["exact"], {m["name"]: m for m in results["models"]}
+        assert exact["points"] == 2 and [m["name"] for m in exact["models"]] == list(rows)
+        for summary in exact["models"]:
+            points = json.loads(certification.path(seed, summary["file"]).read_text())
+            (radius,) = radii_columns(certification, seed, rows[summary["name"]], ["radius"])
+            assert summary["n"] == len(points["lower"]) == 2 and summary["settled"] == sum(points["settled"])
+            tolerance = 1e-6  # the radii table rounds to 6 significant digits (radii <= 1)
+            for i, (low, up, settled) in enumerate(zip(points["lower"], points["upper"], points["settled"])):
+                assert points["certified"][i] <= low and (up is None or low <= up)
+                if up is not None:
+                    assert radius[i] <= up + tolerance, (seed, summary["name"], i)
+                if settled:
+                    assert radius[i] <= low + exact["rtol"] * up + tolerance, (seed, summary["name"], i)
 
 
 def test_resume_after_kill_matches_straight_run(runs) -> None:

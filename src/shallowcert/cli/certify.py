@@ -3,15 +3,14 @@
 Writes ``certify.json`` (summary), and with ``--radius`` also ``radii.csv`` and
 ``certification_area.png`` into ``--out`` (the directory appears whole or not at all).
 ``--radius --exact`` adds each point's exact radius bracket (:mod:`shallowcert.verify.exact`,
-``--exact-time-limit`` seconds per point) next to the certified radius in ``certify.json``:
-``lower``/``upper``/``settled`` per point, the mean gaps to the certified radius and the count
-of unsettled points.
+``--exact-time-limit`` seconds per point, starting from the ``--method`` certified radius in
+float64) next to the certified radius in ``certify.json``: ``lower``/``upper``/``settled`` per
+point, the mean gaps to the certified radius and the count of unsettled points.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
@@ -123,10 +122,10 @@ def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ar
         exact = exact_radius(model, x, result.predicted, time_limit=positive_float("--exact-time-limit",
                                                                                   args.exact_time_limit),
                              rtol=positive_float("--exact-rtol", args.exact_rtol),
-                             domain=domain)
-        stats["exact"] = {**exact.summary(), "lower": exact.lower.tolist(),
-                          "upper": [u if math.isfinite(u) else None for u in exact.upper.tolist()],
-                          "settled_points": exact.settled.tolist(), "certified": exact.certified.tolist()}
+                             domain=domain, bound=args.method)
+        points = exact.per_point()
+        stats["exact"] = {**exact.summary(), **{k: points[k] for k in ("lower", "upper", "certified")},
+                          "settled_points": points["settled"]}
     write_radii_csv(out / "radii.csv", result, y, attack_distance=distance)
     plot_certification_area(area, out / "certification_area.png",
                             title=f"{args.method} ({result.dtype}): mean radius {area.mean_radius:.4g}")

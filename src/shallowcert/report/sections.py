@@ -3,7 +3,8 @@
 Labels follow the thesis (chapter 8) so that a reader can put the two side by side. Every
 table shows mean ± sample standard deviation over the run's seeds (plain numbers for one
 seed, see :mod:`shallowcert.report.aggregate`); figures written by a stage are the first
-seed's; the learning-curve figures (Figures L.*) are drawn here, all seeds in one figure.
+seed's; the learning-curve figures (Figures L.*) and the certified-against-exact radius
+figure (Figure E.1, :mod:`shallowcert.report.exact_gap`) are drawn here, all seeds in one figure.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import yaml
 from shallowcert.report.aggregate import Rows, seed_table
 from shallowcert.report.curves import plot_learning_curves, stage_curves
 from shallowcert.report.document import Claim, Code, Document, Figure, Heading, Paragraph, Table
+from shallowcert.report.exact_gap import HEADERS as GAP_HEADERS
+from shallowcert.report.exact_gap import ExactPoints, gap_row, plot_exact_gap, shown_models
 from shallowcert.report.results import StageResults
 
 Results = dict[str, StageResults]
@@ -208,7 +211,42 @@ def certification_section(doc: Document, results: Results, run_dir: Path) -> Non
     doc.add(seed_table("Table 8.21", "PGD accuracy of the certification models.",
                        ["model"] + [f"ε={e:g}" for e in eps],
                        _per_seed(stage, lambda r: [[m["name"]] + m["pgd"]["robust_accuracy"] for m in r["models"]])))
+    exact_gap(doc, stage, run_dir)
     learning_curves(doc, stage, run_dir, lambda r: r["models"], lambda row: row["name"])
+
+
+def exact_gap(doc: Document, stage: StageResults, run_dir: Path) -> None:
+    """Table E.1 and Figure E.1: certified against exact radius (:mod:`shallowcert.report.exact_gap`)."""
+    exact = stage.first.get("exact")
+    if exact is None:
+        return doc.add(Paragraph("Exact radii were not computed in this run (certification.exact_points: 0, or a "
+                                 "run from before they were recorded)."))
+    points = {seed: {m["name"]: ExactPoints.read(stage.path(seed, m["file"]))
+                     for m in stage.by_seed[seed]["exact"]["models"]} for seed in stage.seeds}
+    doc.add(Paragraph(
+        f"Exact robust radius of the predicted class on the first {exact['points']} certified test points, by "
+        f"bisection on the complete verifier ({exact['time_limit']:g} s per point), against the certified radius "
+        f"of the '{stage.first['method']}' bound (float64, balls clipped to [0, 1], radii in input units). A point "
+        f"is settled when its bracket lower ≤ r* ≤ upper has upper − lower ≤ {exact['rtol']:g}·upper; unsettled "
+        "points (the verifier did not finish in time: typical of deep or wide nets) are counted but enter no "
+        "exact-radius mean. "
+        "Soundness demands certified ≤ exact on every point; the gap is what the bound gives away."))
+    doc.add(seed_table("Table E.1", "Certified vs exact radius: means over all points (certified) and over the "
+                       "settled points (the rest); ratio = mean certified / mean exact lower. A seed without "
+                       "settled points is left out of the exact-radius cells.", GAP_HEADERS,
+                       {seed: [gap_row(name, p) for name, p in models.items()] for seed, models in points.items()},
+                       partial=True))
+    by_model = {name: {seed: points[seed][name] for seed in stage.seeds} for name in points[stage.seeds[0]]}
+    path = run_dir / "figures" / "exact-gap.png"
+    counts = plot_exact_gap(by_model, path, title="Figure E.1: certified against exact radius")
+    shown = shown_models(by_model)
+    notes = "; ".join(f"{name}: {c.settled} settled, {c.bracketed} bracketed, {c.omitted} left out (no "
+                      f"counterexample){'' if name in shown else ', no panel (no point settled)'}"
+                      for name, c in counts.items())
+    doc.add(Figure("Figure E.1", "Per point, certified radius (y) against exact radius (x), all seeds "
+                   f"({len(stage.seeds)}), dashed y = x: dots are settled points (x = the proved lower end, within "
+                   f"{exact['rtol']:g} relative of the exact radius), bars the brackets [lower, upper] of unsettled "
+                   f"points. Counts over seeds: {notes}.", path))
 
 
 def improvement_section(doc: Document, results: Results, run_dir: Path) -> None:

@@ -85,7 +85,11 @@ SCHEMA: Schema = {
         "robust_training": _training(10),
         "student_training": _training(10),
         "points": Field("int", 1000, at_least(1), "first N test points certified"),
-        "radius_rtol": Field("float", 0.01, greater_than(0), "radius search stops at relative bracket width"),
+        "radius_rtol": Field("float", 0.01, greater_than(0), "radius search stops at relative bracket width "
+                             "(the certified radius, and the exact radius bracket that settles a point)"),
+        "exact_points": Field("int", 100, at_least(0), "exact robust radius (complete verifier) of the first N "
+                              "certified points (capped at 'points'); 0: no exact radii"),
+        "exact_time_limit": Field("float", 20.0, greater_than(0), "seconds per point for the exact radius"),
         "pgd_eps": Field("list[float]", [0.0, 0.05, 0.1, 0.15, 0.2], all_of(non_empty, between(0.0, 1.0))),
     },
     "improvement": {

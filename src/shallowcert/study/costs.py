@@ -16,7 +16,10 @@ estimate counts the examples it pushes through its model:
   point at its first success; a rough figure, not a measurement);
 * certified training: ``epochs × train examples`` certified-training steps; a certificate
   with its radius search: ``1 +`` :data:`RADIUS_EVALUATIONS` bound evaluations per point
-  (the search's typical count, :mod:`shallowcert.certify.search`).
+  (the search's typical count, :mod:`shallowcert.certify.search`);
+* the exact radius (complete verifier): ``points × time limit`` seconds, the limit being
+  wall time per point (the limit, not a measurement: a point settled early takes less, a
+  verifier step running at the limit a little more).
 
 Epoch counts are the maximum (early stopping only shortens jobs), so the plan is an upper
 estimate; it ignores data loading and start-up.
@@ -137,6 +140,13 @@ class CostModel:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""
         bounds = points * (1 + RADIUS_EVALUATIONS) * self.step(spec, method, train=False)
         return bounds + self.attack(spec, points=points, steps=self._config["attacks"]["steps"], epsilons=pgd_eps)
+
+    @staticmethod
+    def exact(*, points: int, time_limit: float) -> float:
+        """The exact radius of ``points`` points: ``time_limit`` seconds of bisection each (wall
+        time; the limit is checked between verifier steps, so a point can run over by one step,
+        and the certified-radius search and attack it starts from are not counted)."""
+        return points * time_limit
 
     def pruning(self, spec: str, *, evaluations: int = 20) -> float:
         return evaluations * len(self._dataset().val) * FORWARD * self.step(spec)

@@ -1,8 +1,10 @@
 """Named study configurations (partial: everything not given takes the schema default).
 
 * ``quick``: real Fashion-MNIST, every stage present but small; under 15 minutes on a
-  2-core machine with its 2 seeds. The README's main job.
-* ``fashion-mnist``: the full chain at proper sizes on Fashion-MNIST.
+  2-core machine with its 2 seeds (exact radii: 8 points per model, 2 s each, at most about
+  a minute per seed). The README's main job.
+* ``fashion-mnist``: the full chain at proper sizes on Fashion-MNIST; exact radii of 100
+  points per certification model, 20 s each (as in the thesis presets).
 * ``thesis-svhn`` / ``thesis-cifar10``: the thesis' architectures, width sweeps,
   temperature grid (0.1 to 5) and epsilons; they need the user's data files.
 """
@@ -26,7 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "certification": {"teacher_spec": "cert-teacher:8-16-16-32-64", "eps": 0.05, "train_method": "crown-ibp",
                           "warmup_epochs": 4, "points": 100, "teacher_training": {"epochs": 3},
                           "robust_training": {"epochs": 6}, "student_training": {"epochs": 3},
-                          "radius_rtol": 0.02, "pgd_eps": [0.0, 0.05, 0.1]},
+                          "radius_rtol": 0.02, "pgd_eps": [0.0, 0.05, 0.1], "exact_points": 8,
+                          "exact_time_limit": 2.0},
         "improvement": {"retrain_epochs": 2, "adversarial_steps": 3, "adversarial_eps": 0.05,
                         "training": {"epochs": 6}},
     },
@@ -39,8 +42,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "training": {"epochs": 20, "patience": 4}},
         "temperature": {"scnn2": ["4-8", "16-32"], "temperatures": _TEMPERATURES},
         "attacks": {"eps": [round(0.01 * i, 2) for i in range(21)], "steps": 100, "points": 1000},
-        "certification": {"eps": 0.1, "points": 1000, "teacher_training": {"epochs": 20},
-                          "robust_training": {"epochs": 20}, "warmup_epochs": 5,
+        "certification": {"eps": 0.1, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
+                          "teacher_training": {"epochs": 20}, "robust_training": {"epochs": 20}, "warmup_epochs": 5,
                           "student_training": {"epochs": 20}},
         "improvement": {"retrain_epochs": 5, "training": {"epochs": 20}},
     },
@@ -53,8 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "training": {"epochs": 30, "patience": 5}},
         "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
         "attacks": {"eps": [round(0.01 * i, 2) for i in range(21)], "steps": 100, "points": 1000},
-        "certification": {"eps": 0.01, "points": 1000, "teacher_training": {"epochs": 30},
-                          "robust_training": {"epochs": 30}, "warmup_epochs": 10,
+        "certification": {"eps": 0.01, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
+                          "teacher_training": {"epochs": 30}, "robust_training": {"epochs": 30}, "warmup_epochs": 10,
                           "student_training": {"epochs": 30}},
         "improvement": {"adversarial_eps": 0.01, "retrain_epochs": 5, "training": {"epochs": 30}},
     },
@@ -67,8 +70,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "training": {"epochs": 40, "patience": 5}},
         "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
         "attacks": {"eps": [round(0.005 * i, 3) for i in range(11)], "steps": 100, "points": 1000},
-        "certification": {"eps": 2 / 255, "points": 1000, "teacher_training": {"epochs": 40},
-                          "robust_training": {"epochs": 40}, "warmup_epochs": 10,
+        "certification": {"eps": 2 / 255, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
+                          "teacher_training": {"epochs": 40}, "robust_training": {"epochs": 40}, "warmup_epochs": 10,
                           "student_training": {"epochs": 40}},
         "improvement": {"adversarial_eps": 2 / 255, "retrain_epochs": 5, "training": {"epochs": 40}},
     },

@@ -4,8 +4,8 @@ For a point ``x`` with label ``y`` the robust radius is ``r* = sup {eps : class 
 everywhere in the ball of radius eps (clipped to the domain)}``. Two ends bracket it:
 
 * ``lower``: a radius where the property was proved (``unsat``): first the certified radius
-  (:func:`shallowcert.certify.certified_radius`, CROWN in float64; 0 when ``x`` is
-  misclassified), then every bisection step the verifier proves;
+  (:func:`shallowcert.certify.certified_radius` with the bound ``bound``, CROWN by default,
+  in float64; 0 when ``x`` is misclassified), then every bisection step the verifier proves;
 * ``upper``: the distance ``||x' - x||_inf`` of a counterexample ``x'`` re-checked by the
   verifier (``sat``), first near the closest adversarial example PGD finds
   (:func:`shallowcert.certify.adversarial_distance`), doubling the radius when there is none.
@@ -14,6 +14,9 @@ Each step runs :func:`shallowcert.verify.verify` at the middle radius with the p
 remaining time (``time_limit`` seconds per point). A point is **settled** when
 ``upper - lower <= rtol * upper``; otherwise (time out, ``unknown``, no counterexample up to
 ``max_radius``) it is reported unsettled with the bracket it reached — never a guess.
+
+The gap ``r* - certified`` is what a bound gives away; ``certified <= lower <= r* <= upper``
+always, so on a settled point the gap is known to within ``rtol * upper``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.certify import adversarial_distance, certified_radius
+from shallowcert.certify import SearchSettings, adversarial_distance, certified_radius
 from shallowcert.checks import inputs_and_labels, positive_float
 from shallowcert.verify.complete import verify
 from shallowcert.verify.property import robustness_property
@@ -59,15 +62,27 @@ class ExactRadius:
             "seconds": float(self.seconds.sum()),
         }
 
+    def per_point(self) -> dict[str, list]:
+        """The per-point columns as JSON lists (``upper`` None where no counterexample was found)."""
+        return {"lower": self.lower.tolist(), "upper": [u if math.isfinite(u) else None for u in self.upper.tolist()],
+                "certified": self.certified.tolist(), "settled": self.settled.tolist(),
+                "seconds": self.seconds.tolist()}
+
 
 def exact_radius(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, time_limit: float,
                  rtol: float = 0.01, method: str = "alpha-crown", domain: tuple[float, float] | None = (0.0, 1.0),
-                 max_radius: float = 1.0, device: torch.device | str | None = None, seed: int = 0) -> ExactRadius:
+                 max_radius: float = 1.0, device: torch.device | str | None = None, seed: int = 0,
+                 bound: str = "crown", settings: SearchSettings = SearchSettings()) -> ExactRadius:
     """Bracket each point's robust radius (module docstring); ``x`` ``(N, ...)`` in [0, 1],
-    ``labels`` ``(N,)``; ``time_limit`` seconds per point; radii in input units."""
+    ``labels`` ``(N,)``; ``time_limit`` seconds per point; radii in input units.
+
+    ``method``: the verifier's bound (:func:`shallowcert.verify.verify`); ``bound`` and
+    ``settings``: the bound method and search of the certified radius the bracket starts
+    from (the radius whose gap to the exact one is measured)."""
     inputs_and_labels(x, labels)
     time_limit, rtol = positive_float("time_limit", time_limit), positive_float("rtol", rtol)
-    certified = certified_radius(model, x, labels=labels, method="crown", domain=domain, dtype=torch.float64)
+    certified = certified_radius(model, x, labels=labels, method=bound, domain=domain, dtype=torch.float64,
+                                 settings=settings)
     start = certified.radius.double() * (certified.predicted == labels).double()
     hint = adversarial_distance(model, x, labels, lower=start.float())
     with torch.no_grad():

@@ -1,0 +1,69 @@
+"""The exact robust radius of a certification model on its first test points, and how far
+the certified radius falls short of it: the ``exact-<model>`` jobs of the certification stage.
+
+For each of the first ``exact_points`` certified test points (the same points, in the same
+order, as ``<name>-radii.csv``), :func:`shallowcert.verify.exact.exact_radius` brackets the
+exact L-inf radius ``r*`` of the predicted class (float64, balls clipped to [0, 1], radii in
+input units) by bisection on the complete verifier, ``exact_time_limit`` seconds per point,
+starting from the certified radius of the stage's bound (``certification.method``, search
+tolerance ``radius_rtol``, so the same radius as the radii table). A point is settled when
+its bracket ``[lower, upper]`` is within ``radius_rtol`` of ``upper``; unsettled points keep
+the bracket they reached (``upper`` is ``null`` when no counterexample was found). Deep
+teachers often stay unsettled: that is expected and reported, never guessed.
+
+Per point, ``<name>-exact.json`` records ``index``, ``label``, ``predicted`` and the columns
+``lower``, ``upper``, ``certified``, ``settled``, ``seconds``; the job's result carries the
+summary (:meth:`shallowcert.verify.exact.ExactRadius.summary`) and names the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from shallowcert import atomic
+from shallowcert.certify import SearchSettings
+from shallowcert.certify.precision import model_in_dtype
+from shallowcert.study.context import StageContext
+from shallowcert.study.costs import CostModel
+from shallowcert.study.jobs import Job
+from shallowcert.study.robustness import DOMAIN, DTYPE
+from shallowcert.verify.exact import exact_radius
+
+
+def exact_points(config: dict[str, Any]) -> int:
+    """How many points get an exact radius: ``exact_points``, at most the certified ``points``."""
+    section = config["certification"]
+    return min(section["exact_points"], section["points"])
+
+
+def exact_file(name: str) -> str:
+    return f"{name}-exact.json"
+
+
+def exact_model(ctx: StageContext, *, name: str) -> dict[str, Any]:
+    """Bracket the exact radius of this stage's model ``name`` on the first points; write
+    ``<name>-exact.json``; return the summary."""
+    section = ctx.config["certification"]
+    loaded = ctx.load(ctx.stage, name)
+    points = ctx.test_points(exact_points(ctx.config))
+    x = points.floats()
+    with torch.no_grad():
+        predicted = model_in_dtype(loaded.model, DTYPE)(x.to(ctx.device, DTYPE)).argmax(dim=1).cpu()
+    exact = exact_radius(loaded.model, x, predicted, time_limit=section["exact_time_limit"],
+                         rtol=section["radius_rtol"], domain=DOMAIN, device=ctx.device, seed=ctx.seed,
+                         bound=section["method"], settings=SearchSettings(rtol=section["radius_rtol"]))
+    atomic.write_json(ctx.out / exact_file(name), {
+        "index": list(range(len(points))), "label": points.labels.tolist(), "predicted": predicted.tolist(),
+        **exact.per_point()})
+    return {"name": name, "spec": loaded.spec, "bound": section["method"], "time_limit": section["exact_time_limit"],
+            "file": exact_file(name), **exact.summary()}
+
+
+def exact_job(ctx: StageContext, costs: CostModel, name: str) -> Job:
+    """The exact radii of the model that job ``name`` trains, once it is done."""
+    section = ctx.config["certification"]
+    return Job(f"exact-{name}", exact_model, {"name": name},
+               cost=costs.exact(points=exact_points(ctx.config), time_limit=section["exact_time_limit"]),
+               outputs=(exact_file(name),), after=(name,))
