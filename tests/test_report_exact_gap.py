@@ -35,7 +35,7 @@ MIXED = exact(lower=[0.10, 0.20, 0.05, 0.30], upper=[0.101, 0.202, 0.20, INF], c
 
 def test_gap_is_over_settled_points_only() -> None:
     row = gap_row("student", points(MIXED))
-    name, n, settled, certified_all, certified, lower, upper, gap, ratio = row
+    name, n, settled, certified_all, certified, lower, upper, gap, ratio, at_least, at_most = row
     assert (name, n, settled) == ("student", 4, 2)
     assert certified_all == pytest.approx((0.08 + 0.10 + 0.04 + 0.30) / 4)
     assert certified == pytest.approx((0.08 + 0.10) / 2)
@@ -43,13 +43,18 @@ def test_gap_is_over_settled_points_only() -> None:
     assert gap == pytest.approx(((0.10 - 0.08) + (0.20 - 0.10)) / 2)  # the unsettled 0.05 - 0.04 is not counted
     assert ratio == pytest.approx(0.09 / 0.15)
     assert 0 <= gap and ratio <= 1  # certified <= exact
+    bracketed_certified = (0.08 + 0.10 + 0.04) / 3  # the point without a counterexample has no bracket
+    assert at_least == pytest.approx(bracketed_certified / ((0.101 + 0.202 + 0.20) / 3))
+    assert at_most == pytest.approx(bracketed_certified / ((0.10 + 0.20 + 0.05) / 3))
+    assert at_least <= ratio <= at_most
 
 
 def test_no_settled_point_gives_empty_exact_cells() -> None:
     teacher = exact(lower=[0.01, 0.02], upper=[0.5, INF], certified=[0.01, 0.02], settled=[False, False])
     row = gap_row("teacher-normal", points(teacher))
     assert row[1:4] == [2, 0, pytest.approx(0.015)]
-    assert row[4:] == [None] * 5
+    assert row[4:9] == [None] * 5
+    assert row[9] == pytest.approx(0.01 / 0.5) and row[10] == pytest.approx(1.0)  # the bracketed point still bounds it
 
 
 def test_json_keeps_a_missing_counterexample_infinite() -> None:
@@ -107,7 +112,7 @@ def test_report_has_the_gap_table_and_figure(tmp_path: Path) -> None:
     teacher = rows["teacher-normal"]
     assert teacher[2]["mean"] == pytest.approx(0.5)  # settled 1 and 0
     assert teacher[5] == pytest.approx(0.05) and teacher[7] == pytest.approx(0.01)  # the one seed that settled
-    assert rows["teacher-robust"][2] == 0 and rows["teacher-robust"][5:] == [None] * 4
+    assert rows["teacher-robust"][2] == 0 and rows["teacher-robust"][5:9] == [None] * 4
     assert "teacher-robust: 0 settled, 2 bracketed, 2 left out (no counterexample), no panel" in markdown
     assert "teacher-normal: 1 settled, 1 bracketed, 2 left out (no counterexample);" in markdown  # has its panel
 

@@ -11,7 +11,10 @@ counted, never averaged in. Over the settled points ``S`` of one seed:
 * gap: ``mean_S (lower - c)``, what the bound gives away (``>= 0``: ``c`` was proved, and
   ``lower`` is the largest radius proved, so ``c <= lower <= r*``);
 * ratio: ``mean_S c / mean_S lower``, the share of the exact radius the certificate reaches
-  (ratio of means, defined whenever some settled point has ``lower > 0``).
+  (ratio of means, defined whenever some settled point has ``lower > 0``);
+* the same share bounded over *every* point ``B`` with a counterexample (settled or not):
+  ``mean_B c / mean_B upper <= mean_B c / mean_B r* <= mean_B c / mean_B lower``, since
+  ``lower <= r* <= upper`` — what the brackets prove even where the verifier ran out of time.
 
 Seeds are aggregated cell by cell (mean ± sd), a seed without settled points left out of
 the exact-radius cells.
@@ -31,7 +34,8 @@ from shallowcert.figures import new_panels, save_figure
 
 HEADERS = ["model", "points", "settled", "certified radius", "certified radius (settled)",
            "exact radius, lower (settled)", "exact radius, upper (settled)", "gap: exact lower − certified (settled)",
-           "certified / exact lower (settled)"]
+           "certified / exact lower (settled)", "certified / exact, at least (all bracketed)",
+           "certified / exact, at most (all bracketed)"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,13 @@ def gap_row(name: str, points: ExactPoints) -> list[Any]:
     lower = _mean(points.lower[s])
     certified = _mean(points.certified[s])
     ratio = certified / lower if lower is not None and certified is not None and lower > 0 else None
+    bracketed = np.isfinite(points.upper)
+    share = _mean(points.certified[bracketed])
+    below, above = _mean(points.upper[bracketed]), _mean(points.lower[bracketed])
     return [name, int(points.lower.size), int(s.sum()), _mean(points.certified), certified, lower,
-            _mean(points.upper[s]), _mean(points.lower[s] - points.certified[s]), ratio]
+            _mean(points.upper[s]), _mean(points.lower[s] - points.certified[s]), ratio,
+            share / below if share is not None and below else None,
+            share / above if share is not None and above else None]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ everywhere in the ball of radius eps (clipped to the domain)}``. Two ends bracke
   verifier (``sat``), first near the closest adversarial example PGD finds
   (:func:`shallowcert.certify.adversarial_distance`), doubling the radius when there is none.
 
-Each step runs :func:`shallowcert.verify.verify` at the middle radius with the point's
-remaining time (``time_limit`` seconds per point). A point is **settled** when
+Each step runs :func:`shallowcert.verify.verify` at the middle radius with half the
+point's remaining time (``time_limit`` seconds per point; all of it once under
+``2 * MIN_SHARE``); a step that runs out of time makes its radius a ceiling, and the
+search goes on below it (raising ``lower``) until the time is spent. A point is **settled** when
 ``upper - lower <= rtol * upper``; otherwise (time out, ``unknown``, no counterexample up to
 ``max_radius``) it is reported unsettled with the bracket it reached — never a guess.
 
@@ -32,6 +34,8 @@ from shallowcert.certify import SearchSettings, adversarial_distance, certified_
 from shallowcert.checks import inputs_and_labels, positive_float
 from shallowcert.verify.complete import verify
 from shallowcert.verify.property import robustness_property
+
+MIN_SHARE = 0.5  # seconds: the least time one bisection step is given while more remains
 
 
 @dataclass(frozen=True)
@@ -101,20 +105,22 @@ def _bisect(model: nn.Module, x: torch.Tensor, label: int, classes: int, lower: 
     began = time.monotonic()
     deadline = began + time_limit
     center = x.double()
-    upper = math.inf
+    upper = ceiling = math.inf  # ceiling: the smallest radius the verifier could not decide in its share
     guess = hint if math.isfinite(hint) else max(2 * lower, 1e-3)
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or (math.isfinite(upper) and upper - lower <= rtol * upper):
+        top = min(upper, ceiling)
+        if remaining <= 0 or (math.isfinite(top) and top - lower <= rtol * top):
             break
-        if not math.isfinite(upper):
-            if lower >= max_radius:
-                break
-            eps = min(guess, max_radius)
+        if math.isfinite(top):
+            eps = (lower + top) / 2
+        elif lower >= max_radius:
+            break
         else:
-            eps = (lower + upper) / 2
+            eps = min(guess, max_radius)
         prop = robustness_property(center, eps, label, classes, domain=domain)
-        result = verify(model, prop, timeout=remaining, method=method, device=device, seed=seed)
+        share = remaining if remaining < 2 * MIN_SHARE else max(remaining / 2, MIN_SHARE)
+        result = verify(model, prop, timeout=share, method=method, device=device, seed=seed)
         if result.status == "unsat":
             lower = max(lower, eps)
             guess = 2 * eps
@@ -122,6 +128,6 @@ def _bisect(model: nn.Module, x: torch.Tensor, label: int, classes: int, lower: 
             distance = float((result.counterexample.cpu().double() - center.cpu()).abs().max())
             upper = min(upper, distance)
         else:
-            break
+            ceiling = eps
     settled = math.isfinite(upper) and upper - lower <= rtol * upper
     return lower, upper, settled, time.monotonic() - began
