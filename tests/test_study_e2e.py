@@ -84,7 +84,7 @@ def runs(tmp_path_factory):
     config.write_text(TINY)
     finish(study(config, root / "straight", "--executor", "ray", "--cpus", "2"))
     # Kill the second run once its first stage and some jobs of the second are done, then resume it.
-    victim = study(config, root / "killed", "--executor", "local", "--cpus", "1")
+    victim = study(config, root / "killed", "--executor", "local")
     manifest = root / "killed" / "teacher" / "manifest.json"
     deadline = time.time() + 300
     while time.time() < deadline and victim.poll() is None and not (
@@ -94,7 +94,7 @@ def runs(tmp_path_factory):
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     before = job_times(root / "killed")
-    finish(study(config, root / "killed", "--executor", "local", "--cpus", "1", "--resume"))
+    finish(study(config, root / "killed", "--executor", "local", "--resume"))
     return root, before
 
 

@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, metavar="ADDRESS", help="join this Ray cluster instead of "
                    "starting one")
     p.add_argument("--cpus", type=positive_int, default=None,
-                   help="CPUs for the embedded Ray, or torch threads of the local executor (default: all)")
+                   help="CPUs for the embedded Ray (default: all)")
     p.add_argument("--cpus-per-job", type=positive_int, default=1,
-                   help="CPUs (and torch threads) per Ray job when not on CUDA (default 1)")
+                   help="CPUs and torch threads per job when not on CUDA, on either executor; the numbers depend "
+                        "on it, not on the executor (default 1)")
     add_device_argument(p)
     p.set_defaults(handler=run)
 

@@ -5,7 +5,10 @@ An executor takes :class:`~shallowcert.study.jobs.JobCall` objects with :meth:`s
 hands back finished ones with :meth:`wait`, so the runner's scheduling is the same for
 both. With Ray each job gets one GPU when the study runs on CUDA, otherwise
 ``cpus_per_job`` CPUs (and that many torch threads); a worker that dies mid-job (killed,
-out of memory) has its job retried up to :data:`RETRIES` times.
+out of memory) has its job retried up to :data:`RETRIES` times. The local executor gives
+each job ``cpus_per_job`` torch threads too: a CPU job's numbers depend on its thread count
+(the order of floating-point reductions), and this way the same seeds give the same
+numbers on either executor.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def make_executor(name: str, *, device: str, cpus: int | None = None, cpus_per_j
                   address: str | None = None) -> Executor:
     """The executor ``name`` (``ray`` or ``local``) for jobs on ``device``."""
     if name == "local":
-        return LocalExecutor(threads=cpus or os.cpu_count() or 1)
+        return LocalExecutor(threads=cpus_per_job)
     if name != "ray":
         raise UserError(f"unknown executor '{name}' (choose from {', '.join(EXECUTORS)})")
     return RayExecutor(cpus=cpus or os.cpu_count() or 1, cpus_per_job=cpus_per_job,
