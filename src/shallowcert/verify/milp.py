@@ -21,6 +21,7 @@ start for PGD. Never ``sat`` unverified.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -61,10 +62,16 @@ class MilpSolver:
         edges = [-1, *positions, len(steps)]
         sizes = [math.prod(steps[0].in_shape)] + [math.prod(steps[p].shape) for p in positions]
         self.available = all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self.layers = [_dense(steps[a + 1:b], bounder.network.input_shape if a < 0 else steps[a].shape, torch.float64)
-                       for a, b in zip(edges, edges[1:])] if self.available else []
+        self._stretches = [(steps[a + 1:b], bounder.network.input_shape if a < 0 else steps[a].shape)
+                           for a, b in zip(edges, edges[1:])]
         self.lower = prop.lower.flatten().double().cpu().numpy()
         self.upper = prop.upper.flatten().double().cpu().numpy()
+
+    @functools.cached_property
+    def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(W, b)`` of every affine stretch, built on the first solve: most verifications
+        end before any MILP, and a wide layer's dense matrix is costly."""
+        return [_dense(stretch, shape, torch.float64) for stretch, shape in self._stretches]
 
     def solve(self, states: tuple[torch.Tensor, ...], *, deadline: float,
               open_disjuncts: torch.Tensor | None = None) -> tuple[str, Counterexample | None]:
