@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -89,3 +89,19 @@ def checked(imported: ImportedModel, *, required: bool | None) -> ImportedModel:
     log.info("%s agrees with onnxruntime: max |difference| %.3g over %d random inputs", imported.source, worst,
              SAMPLES)
     return dataclasses.replace(imported, max_abs_diff=worst)
+
+
+def onnxruntime_violation(source: str, prop: Any, x: torch.Tensor) -> float:
+    """The violation (``<= 0``: unsafe; ``inf`` outside the box) of ``prop`` (written in the
+    ONNX input's layout) at ``x`` (one input in that layout) under onnxruntime, in float32 as
+    the file's users run it."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
+    spec = session.get_inputs()[0]
+    dtype = np.float64 if spec.type == "tensor(double)" else np.float32
+    shape = [d if isinstance(d, int) else 1 for d in spec.shape]
+    output = session.run(None, {spec.name: x.detach().cpu().double().numpy().astype(dtype).reshape(shape)})[0]
+    y = torch.from_numpy(np.asarray(output, dtype=np.float64).reshape(1, -1))
+    inside = bool(prop.contains(x.detach().cpu().double().reshape(1, *prop.lower.shape))[0])
+    return float(prop.violation(y)[0]) if inside else float("inf")
