@@ -90,6 +90,8 @@ FOLDABLE: dict[str, Callable[[list[np.ndarray], dict[str, Any]], np.ndarray]] = 
     "Transpose": lambda arrays, attrs: np.transpose(arrays[0], attrs.get("perm")),
     "Slice": _slice,
     "Neg": lambda arrays, attrs: -arrays[0],
+    "ConstantOfShape": lambda arrays, attrs: np.full(arrays[0].astype(np.int64).reshape(-1),
+                                                     attrs.get("value", np.zeros(1, np.float32)).reshape(-1)[0]),
     "Add": _binary(np.add),
     "Sub": _binary(np.subtract),
     "Mul": _binary(np.multiply),

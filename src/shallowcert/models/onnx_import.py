@@ -482,7 +482,7 @@ def _pad(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list
         raise chain.fail(node, "Pad with axes is not supported")
     if not chain.batched or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
         raise chain.fail(node, f"only non-negative padding of H and W of an NCHW image is supported, got {pads}")
-    chain.flush(node)
+    chain.image(node)
     chain.pad = (pads[2], pads[3], pads[6], pads[7])
 
 
