@@ -190,7 +190,9 @@ class _Chain:
         if self.pending is None or not self.bias_open:
             return False
         scale, shift = (self.to_model(a) for a in (self.pending.scale, self.pending.shift))
-        if not onnx_layers.fold_into(self.layers[-1], scale, shift):
+        layer = self.layers[-1]
+        assert isinstance(layer, (nn.Linear, nn.Conv2d))  # what bias_open means
+        if not onnx_layers.fold_into(layer, scale, shift):
             return False
         self.pending = None
         return True
@@ -202,7 +204,7 @@ class _Chain:
         return out.reshape(self.model_shape)
 
 
-def _label(node: object) -> str:
+def _label(node: Any) -> str:
     name = getattr(node, "name", "") or (node.output[0] if getattr(node, "output", None) else "?")
     return f"'{name}' ({getattr(node, 'op_type', '?')})"
 
@@ -579,8 +581,9 @@ def _relayout(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names:
     chain.index = change(chain.index).reshape(chain.shape)
     if chain.pending is not None:
         pending = chain.pending
-        chain.pending = _Affine(*(change(np.broadcast_to(a, pending.scale.shape)).reshape(chain.shape)
-                                  for a in (pending.scale, pending.shift)), pending.node)
+        scale, shift = (change(np.broadcast_to(a, pending.scale.shape)).reshape(chain.shape)
+                        for a in (pending.scale, pending.shift))
+        chain.pending = _Affine(scale, shift, pending.node)
 
 
 _HANDLERS = {"Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "Relu": _relu, "Pad": _pad,

@@ -33,7 +33,9 @@ def conv2d(weight: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
     padding = (max(top, bottom), max(left, right))
     weight = np.pad(weight, ((0, 0), (0, 0), (padding[0] - top, padding[0] - bottom),
                              (padding[1] - left, padding[1] - right)))
-    layer = nn.Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride=stride, padding=padding)
+    layer = nn.Conv2d(weight.shape[1], weight.shape[0], (weight.shape[2], weight.shape[3]), stride=stride,
+                      padding=padding)
+    assert layer.bias is not None
     with torch.no_grad():
         layer.weight.copy_(tensor(weight))
         layer.bias.copy_(tensor(bias.reshape(-1)))
@@ -59,6 +61,7 @@ def feature_affine(scale: np.ndarray, shift: np.ndarray) -> nn.Module:
 
 
 def _batchnorm(layer: nn.modules.batchnorm._BatchNorm, scale: np.ndarray, shift: np.ndarray) -> nn.Module:
+    assert layer.running_mean is not None and layer.running_var is not None
     with torch.no_grad():
         layer.weight.copy_(tensor(scale))
         layer.bias.copy_(tensor(shift))
@@ -67,7 +70,7 @@ def _batchnorm(layer: nn.modules.batchnorm._BatchNorm, scale: np.ndarray, shift:
     return layer.eval()
 
 
-def fold_into(layer: nn.Module, scale: np.ndarray, shift: np.ndarray) -> bool:
+def fold_into(layer: nn.Linear | nn.Conv2d, scale: np.ndarray, shift: np.ndarray) -> bool:
     """Replace ``layer``'s weights so that it computes ``scale * layer(x) + shift``; ``scale``
     and ``shift`` have the layer's output shape. ``False`` (nothing changed) for a convolution
     whose map is not constant over each output channel."""
@@ -77,9 +80,10 @@ def fold_into(layer: nn.Module, scale: np.ndarray, shift: np.ndarray) -> bool:
         if not uniform:
             return False
         scale, shift = scale[:, 0, 0], shift[:, 0, 0]
-        view = (-1, 1, 1, 1)
+        view: tuple[int, ...] = (-1, 1, 1, 1)
     else:
         view = (-1, 1)
+    assert layer.bias is not None
     with torch.no_grad():
         layer.weight.copy_(layer.weight.double() * torch.from_numpy(scale).reshape(view))
         layer.bias.copy_(layer.bias.double() * torch.from_numpy(scale) + torch.from_numpy(shift))

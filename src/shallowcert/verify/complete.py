@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 VERIFY_METHODS = ("crown", "alpha-crown")
 MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
-ATTACK_SHARE = 0.2  # of the time limit, at most, for the attack between the whole-box bounds and branching
+ATTACK_SHARE = 0.1  # of the time limit, at most, for the attack between the whole-box bounds and branching
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
@@ -99,7 +99,7 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         if bool(root.verified.all()):
             return result("unsat", "bounds")
     found = attack(network, prop, deadline=min(deadline, time.monotonic() + ATTACK_SHARE * timeout),
-                   seed=seed + 1, disjuncts=~root.proved[0])
+                   seed=seed + 1, steps=50, restarts=4, rounds=2, disjuncts=~root.proved[0])
     if found is not None:
         return result("sat", "attack", found)
     milp = MilpSolver(network, prop, bounder)
