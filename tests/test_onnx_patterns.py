@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from shallowcert.errors import UserError
-from shallowcert.models import onnx_check, onnx_import
+from shallowcert.models import onnx_chain, onnx_import
 from shallowcert.models.onnx_import import import_onnx
 from shallowcert.verify.property import Conjunction, Property
 
@@ -199,7 +199,7 @@ def test_a_wrong_translation_is_refused_by_the_onnxruntime_check(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     path = _tf2onnx_style(tmp_path)
 
-    def leaky(node: object, chain: onnx_import._Chain, *args: object) -> None:
+    def leaky(node: object, chain: onnx_chain.Chain, *args: object) -> None:
         chain.flush(node)
         chain.layers.append(nn.LeakyReLU(0.1))  # not what Relu means
         chain.bias_open = False

@@ -53,7 +53,8 @@ from torch import nn
 
 from shallowcert.errors import UserError
 from shallowcert.models import onnx_layers, onnx_proto
-from shallowcert.models.onnx_constants import FOLDABLE, resolve_reshape, shape_of
+from shallowcert.models.onnx_chain import Affine, Chain, label, per_channel
+from shallowcert.models.onnx_constants import FOLDABLE, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -107,112 +108,6 @@ class ImportedModel:
         return type(prop)(lower, upper, prop.unsafe)
 
 
-@dataclass
-class _Affine:
-    """A pending elementwise map ``scale * x + shift`` in the layout of the chain value."""
-
-    scale: np.ndarray
-    shift: np.ndarray
-    node: str
-
-
-class _Chain:
-    """The running translation.
-
-    ``value``/``shape``: the ONNX chain value's name and shape (no batch dimension when
-    ``batched``). ``index`` (shape ``shape``): where each of its entries lies in the model's
-    current value flattened (``model_shape``). Before the first layer the model's value is
-    its input, which may be re-based (``rebase``) to the chain value's layout.
-    """
-
-    def __init__(self, name: str, shape: tuple[int, ...], batched: bool, source: str) -> None:
-        self.value, self.shape, self.batched, self.source = name, shape, batched, source
-        self.index = np.arange(int(np.prod(shape))).reshape(shape)
-        self.model_shape = self.input_shape = shape
-        self.input_order = np.arange(int(np.prod(shape)))
-        self.layers: list[nn.Module] = []
-        self.pending: _Affine | None = None
-        self.pad: tuple[int, int, int, int] | None = None  # a zero Pad waiting for its Conv/AveragePool
-        self.bias_open = False  # the last layer is a Linear/Conv whose output is the chain value
-        self.shapes: dict[str, tuple[int, ...]] = {name: self.full(shape)}
-
-    def fail(self, node: object, why: str) -> UserError:
-        return UserError(f"{self.source}: node {_label(node)}: {why}")
-
-    def full(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (1, *shape) if self.batched else shape
-
-    def aligned(self) -> bool:
-        """The chain value is the model's value itself (same shape, no reordering)."""
-        return self.shape == self.model_shape and bool((self.index.reshape(-1) == np.arange(self.index.size)).all())
-
-    def append(self, layer: nn.Module, shape: tuple[int, ...], *, linear: bool) -> None:
-        self.layers.append(layer)
-        self.model_shape = self.shape = shape
-        self.index = np.arange(int(np.prod(shape))).reshape(shape)
-        self.bias_open = linear
-
-    def image(self, node: object) -> None:
-        """Make the chain value a batched ``(C, H, W)`` image the next layer can take as it is."""
-        if not self.batched or len(self.shape) != 3:
-            raise self.fail(node, f"needs a batched image (C, H, W), gets shape {self.shape}")
-        if not self.aligned():
-            if self.layers:
-                raise self.fail(node, "its input is a reordering (Transpose/Reshape) of the previous layer's "
-                                      "output that no layer can follow; only one before the first layer or before "
-                                      "a Flatten into a linear layer is supported")
-            self.input_order = self.input_order[self.index.reshape(-1)]
-            self.model_shape = self.input_shape = self.shape
-            self.index = np.arange(self.index.size).reshape(self.shape)
-        self.flush(node)
-
-    def flush(self, node: object | None) -> None:
-        """Emit the pending affine map as a layer (per channel on images, per feature on vectors)."""
-        pending = self.pending
-        if pending is None or self.fold_back():
-            return
-        scale, shift = (self.to_model(a) for a in (pending.scale, pending.shift))
-        if len(self.model_shape) == 1:
-            layer = onnx_layers.feature_affine(scale, shift)
-        elif len(self.model_shape) == 3 and _per_channel(scale, shift):
-            layer = onnx_layers.channel_affine(scale[:, 0, 0], shift[:, 0, 0])
-        else:
-            where = f"before node {_label(node)}" if node is not None else "at the end of the graph"
-            raise UserError(f"{self.source}: node {pending.node}: an elementwise affine map {where} is supported "
-                            "only per channel on images, on vectors, or directly before or after a linear layer")
-        self.pending = None
-        self.layers.append(layer)
-        self.bias_open = False
-
-    def fold_back(self) -> bool:
-        """Fold the pending affine map into the last layer when nothing but reshaping follows
-        it (a Linear, or a Conv with a map constant per channel); whether it did."""
-        if self.pending is None or not self.bias_open:
-            return False
-        scale, shift = (self.to_model(a) for a in (self.pending.scale, self.pending.shift))
-        layer = self.layers[-1]
-        assert isinstance(layer, (nn.Linear, nn.Conv2d))  # what bias_open means
-        if not onnx_layers.fold_into(layer, scale, shift):
-            return False
-        self.pending = None
-        return True
-
-    def to_model(self, array: np.ndarray) -> np.ndarray:
-        """``array`` (the chain value's layout) in the model value's layout."""
-        out = np.empty(self.index.size)
-        out[self.index.reshape(-1)] = np.broadcast_to(array, self.shape).reshape(-1)
-        return out.reshape(self.model_shape)
-
-
-def _label(node: Any) -> str:
-    name = getattr(node, "name", "") or (node.output[0] if getattr(node, "output", None) else "?")
-    return f"'{name}' ({getattr(node, 'op_type', '?')})"
-
-
-def _per_channel(scale: np.ndarray, shift: np.ndarray) -> bool:
-    return all(bool(np.all(a == a[:, :1, :1])) for a in (scale, shift))
-
-
 def import_onnx(path: str | Path, *, check: bool | None = None) -> ImportedModel:
     """Translate the ONNX file at ``path`` (float32 weights, eval mode).
 
@@ -226,7 +121,7 @@ def import_onnx(path: str | Path, *, check: bool | None = None) -> ImportedModel
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1:
         raise UserError(f"{source}: the graph needs exactly one data input, has {len(inputs)}")
-    chain = _Chain(inputs[0].name, *_input_shape(inputs[0], source), source=source)
+    chain = Chain(inputs[0].name, *_input_shape(inputs[0], source), source=source)
     onnx_shape = chain.shape
     for node in graph.node:
         _translate(node, chain, constants)
@@ -242,7 +137,7 @@ def import_onnx(path: str | Path, *, check: bool | None = None) -> ImportedModel
     return onnx_check.checked(imported, required=check)
 
 
-def _finish(chain: _Chain) -> None:
+def _finish(chain: Chain) -> None:
     if chain.pad is not None:
         raise UserError(f"{chain.source}: the graph ends in a Pad")
     chain.flush(None)
@@ -271,7 +166,7 @@ def _input_shape(value_info: Any, source: str) -> tuple[tuple[int, ...], bool]:
     return tuple(int(s) for s in rest), batched  # type: ignore[arg-type]
 
 
-def _translate(node: Any, chain: _Chain, constants: dict[str, np.ndarray]) -> None:
+def _translate(node: Any, chain: Chain, constants: dict[str, np.ndarray]) -> None:
     op = node.op_type
     names = list(node.input)
     attrs = onnx_proto.attributes(node)
@@ -310,7 +205,7 @@ def _translate(node: Any, chain: _Chain, constants: dict[str, np.ndarray]) -> No
     chain.shapes[chain.value] = chain.full(chain.shape)
 
 
-def _fold(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _fold(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
           attrs: dict[str, Any]) -> None:
     if node.op_type not in FOLDABLE:
         raise chain.fail(node, f"computes on constants only, and this operation is not supported there "
@@ -321,7 +216,7 @@ def _fold(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: lis
         raise chain.fail(node, f"cannot evaluate it on its constants ({exc})") from None
 
 
-def _constant(node: object, chain: _Chain, constants: dict[str, np.ndarray], name: str) -> np.ndarray:
+def _constant(node: object, chain: Chain, constants: dict[str, np.ndarray], name: str) -> np.ndarray:
     if name not in constants:
         raise chain.fail(node, f"input '{name}' must be a constant (weights computed at run time are not supported)")
     return constants[name].astype(np.float64)
@@ -329,7 +224,7 @@ def _constant(node: object, chain: _Chain, constants: dict[str, np.ndarray], nam
 
 # -- linear layers ------------------------------------------------------------------------
 
-def _add_linear(node: object, chain: _Chain, weight: np.ndarray, bias: np.ndarray) -> None:
+def _add_linear(node: object, chain: Chain, weight: np.ndarray, bias: np.ndarray) -> None:
     """Append ``Linear(weight, bias)`` (``weight (out, in)`` over the chain value), absorbing a
     pending affine map and the chain value's reordering of the model's values."""
     if len(chain.shape) != 1 or chain.shape[0] != weight.shape[1]:
@@ -352,7 +247,7 @@ def _add_linear(node: object, chain: _Chain, weight: np.ndarray, bias: np.ndarra
     chain.append(layer, (weight.shape[0],), linear=True)
 
 
-def _gemm(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _gemm(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
           attrs: dict[str, Any]) -> None:
     """``Y = alpha * op(A) @ op(B) + beta * C`` with the chain value as ``A``."""
     if names[0] != chain.value:
@@ -372,7 +267,7 @@ def _gemm(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: lis
     _add_linear(node, chain, weight, bias)
 
 
-def _matmul(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _matmul(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
             attrs: dict[str, Any]) -> None:
     """``x @ W`` (weight ``W.T``) or, for an unbatched vector, ``W @ x`` (weight ``W``)."""
     if names[0] == chain.value:
@@ -388,7 +283,7 @@ def _matmul(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: l
 
 # -- convolutions and pools ---------------------------------------------------------------
 
-def _pads(node: object, chain: _Chain, attrs: dict[str, Any], kernel: tuple[int, int],
+def _pads(node: object, chain: Chain, attrs: dict[str, Any], kernel: tuple[int, int],
           strides: tuple[int, int]) -> tuple[int, int, int, int]:
     """``(top, left, bottom, right)`` from ``pads`` or ``auto_pad``, plus a pending zero Pad."""
     mode = attrs.get("auto_pad", "NOTSET")
@@ -410,7 +305,7 @@ def _pads(node: object, chain: _Chain, attrs: dict[str, Any], kernel: tuple[int,
     return pads[0], pads[1], pads[2], pads[3]
 
 
-def _window(node: object, chain: _Chain, attrs: dict[str, Any], kernel: tuple[int, int] | None = None,
+def _window(node: object, chain: Chain, attrs: dict[str, Any], kernel: tuple[int, int] | None = None,
             ) -> tuple[tuple[int, int], tuple[int, int]]:
     kernel = kernel or tuple(attrs.get("kernel_shape", []))  # type: ignore[assignment]
     if kernel is None or len(kernel) != 2:
@@ -421,13 +316,13 @@ def _window(node: object, chain: _Chain, attrs: dict[str, Any], kernel: tuple[in
     return (int(kernel[0]), int(kernel[1])), (int(strides[0]), int(strides[1]))
 
 
-def _out_shape(channels: int, chain: _Chain, kernel: tuple[int, int], strides: tuple[int, int],
+def _out_shape(channels: int, chain: Chain, kernel: tuple[int, int], strides: tuple[int, int],
                pads: tuple[int, int, int, int]) -> tuple[int, int, int]:
     return (channels, onnx_layers.pooled_size(chain.shape[1], kernel[0], strides[0], pads[0], pads[2]),
             onnx_layers.pooled_size(chain.shape[2], kernel[1], strides[1], pads[1], pads[3]))
 
 
-def _conv(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _conv(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
           attrs: dict[str, Any]) -> None:
     chain.image(node)
     weight = _constant(node, chain, constants, names[1])
@@ -442,7 +337,7 @@ def _conv(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: lis
     chain.append(layer, _out_shape(weight.shape[0], chain, kernel, strides, pads), linear=True)
 
 
-def _pool(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _pool(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
           attrs: dict[str, Any]) -> None:
     op = node.op_type
     pad = chain.pad
@@ -471,7 +366,7 @@ def _pool(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: lis
     chain.append(layer, _out_shape(chain.shape[0], chain, kernel, strides, pads), linear=False)
 
 
-def _pad(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _pad(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
          attrs: dict[str, Any]) -> None:
     if attrs.get("mode", "constant") != "constant":
         raise chain.fail(node, f"only constant (zero) padding is supported, not mode={attrs['mode']}")
@@ -488,7 +383,7 @@ def _pad(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list
     chain.pad = (pads[2], pads[3], pads[6], pads[7])
 
 
-def _relu(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _relu(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
           attrs: dict[str, Any]) -> None:
     chain.flush(node)
     chain.layers.append(nn.ReLU())
@@ -497,7 +392,7 @@ def _relu(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: lis
 
 # -- elementwise affine maps ---------------------------------------------------------------
 
-def _broadcast(node: object, chain: _Chain, c: np.ndarray) -> np.ndarray:
+def _broadcast(node: object, chain: Chain, c: np.ndarray) -> np.ndarray:
     """A constant broadcast to the chain value's shape (no batch dimension)."""
     full = chain.full(chain.shape)
     try:
@@ -508,7 +403,7 @@ def _broadcast(node: object, chain: _Chain, c: np.ndarray) -> np.ndarray:
     return np.broadcast_to(c, full).reshape(chain.shape)
 
 
-def _elementwise(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _elementwise(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
                  attrs: dict[str, Any]) -> None:
     """``x + c``, ``x - c``, ``c - x``, ``x * c``, ``c * x``, ``x / c`` as ``scale * x + shift``."""
     op = node.op_type
@@ -530,7 +425,7 @@ def _elementwise(node: Any, chain: _Chain, constants: dict[str, np.ndarray], nam
     _affine(node, chain, scale, shift)
 
 
-def _batchnorm(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _batchnorm(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
                attrs: dict[str, Any]) -> None:
     """Eval-mode ``(x - mean) / sqrt(var + epsilon) * gamma + beta`` over axis 1 (channels)."""
     if attrs.get("training_mode", 0) or len([o for o in node.output if o]) != 1:
@@ -544,15 +439,15 @@ def _batchnorm(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names
             np.broadcast_to((beta - mean * scale).reshape(view), chain.shape))
 
 
-def _affine(node: object, chain: _Chain, scale: np.ndarray, shift: np.ndarray) -> None:
+def _affine(node: object, chain: Chain, scale: np.ndarray, shift: np.ndarray) -> None:
     """Compose ``scale * x + shift`` into the pending map (folded or emitted at the next layer)."""
-    pending = chain.pending or _Affine(np.ones(chain.shape), np.zeros(chain.shape), _label(node))
-    chain.pending = _Affine(pending.scale * scale, pending.shift * scale + shift, pending.node)
+    pending = chain.pending or Affine(np.ones(chain.shape), np.zeros(chain.shape), label(node))
+    chain.pending = Affine(pending.scale * scale, pending.shift * scale + shift, pending.node)
 
 
 # -- layout -------------------------------------------------------------------------------
 
-def _relayout(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
+def _relayout(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list[str],
               attrs: dict[str, Any]) -> None:
     """Transpose/Reshape/Flatten/Squeeze/Unsqueeze of the data: only its layout changes."""
     op = node.op_type
@@ -575,7 +470,7 @@ def _relayout(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names:
     except (ValueError, IndexError, KeyError) as exc:
         raise chain.fail(node, f"unsupported reshaping of the data of shape {full} ({exc})") from None
     if chain.pending is not None and len(shape) == (2 if chain.batched else 1) and len(chain.model_shape) == 3 and \
-            _per_channel(*(chain.to_model(a) for a in (chain.pending.scale, chain.pending.shift))):
+            per_channel(*(chain.to_model(a) for a in (chain.pending.scale, chain.pending.shift))):
         chain.flush(node)  # input normalisation stays a layer of its own
     chain.shape = shape[1:] if chain.batched else shape
     chain.index = change(chain.index).reshape(chain.shape)
@@ -583,7 +478,7 @@ def _relayout(node: Any, chain: _Chain, constants: dict[str, np.ndarray], names:
         pending = chain.pending
         scale, shift = (change(np.broadcast_to(a, pending.scale.shape)).reshape(chain.shape)
                         for a in (pending.scale, pending.shift))
-        chain.pending = _Affine(scale, shift, pending.node)
+        chain.pending = Affine(scale, shift, pending.node)
 
 
 _HANDLERS = {"Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "Relu": _relu, "Pad": _pad,
