@@ -8,8 +8,9 @@
   ``floor((n + top + bottom - k) / s) + 1`` is unchanged.
 * A per-channel affine map ``s * x + t`` that cannot fold into a neighbour becomes
   ``Normalize(mean = -t / s, std = 1 / s)`` when every ``s > 0``, otherwise an eval-mode
-  ``BatchNorm`` with ``running_mean = 0``, ``running_var = 1``, ``eps = 0``,
-  ``weight = s`` and ``bias = t`` (exactly ``s * x + t``).
+  ``BatchNorm`` with ``running_mean = 0``, ``running_var = 1 - eps`` (its default ``eps``, so
+  that a model directory, which rebuilds BatchNorm with that default, reloads it unchanged),
+  ``weight = s`` and ``bias = t``: ``s * x + t`` up to float32 rounding of ``1 - eps``.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ def channel_affine(scale: np.ndarray, shift: np.ndarray) -> nn.Module:
     shape ``(C,)``): ``Normalize`` or an eval-mode ``BatchNorm2d`` (module docstring)."""
     if bool((scale > 0).all()):
         return Normalize(tensor(-shift / scale), tensor(1.0 / scale))
-    return _batchnorm(nn.BatchNorm2d(len(scale), eps=0.0), scale, shift)
+    return _batchnorm(nn.BatchNorm2d(len(scale)), scale, shift)
 
 
 def feature_affine(scale: np.ndarray, shift: np.ndarray) -> nn.Module:
     """``scale * x + shift`` per feature of a vector ``(F,)``: an eval-mode ``BatchNorm1d``."""
-    return _batchnorm(nn.BatchNorm1d(len(scale), eps=0.0), scale, shift)
+    return _batchnorm(nn.BatchNorm1d(len(scale)), scale, shift)
 
 
 def _batchnorm(layer: nn.modules.batchnorm._BatchNorm, scale: np.ndarray, shift: np.ndarray) -> nn.Module:
@@ -66,7 +67,7 @@ def _batchnorm(layer: nn.modules.batchnorm._BatchNorm, scale: np.ndarray, shift:
         layer.weight.copy_(tensor(scale))
         layer.bias.copy_(tensor(shift))
         layer.running_mean.zero_()
-        layer.running_var.fill_(1.0)
+        layer.running_var.fill_(1.0 - layer.eps)
     return layer.eval()
 
 
