@@ -1,7 +1,7 @@
 """Our complete verifier on the VNN-COMP known-answer cases (``/work/shared/vnncomp``).
 
     python benchmarks/vnncomp.py [--benchmarks a,b,...] [--timeout S] [--threads N]
-                                 [--limit N] [--method alpha-crown|crown]
+                                 [--limit N] [--method alpha-crown|crown] [--cli]
                                  [--cases FILE.csv] [--out FILE.json]
 
 Each case of ``cases.csv`` (or ``--cases``, e.g. ``reference_45.csv``; optionally only the
@@ -9,7 +9,9 @@ named benchmarks and the first ``--limit`` per benchmark) is imported (ONNX, che
 onnxruntime), read (VNN-LIB, its box moved to the model's input layout) and decided by
 :func:`shallowcert.verify.verify` with ``--timeout`` seconds (default 60) on ``--threads``
 torch threads (default 1). Import and reading are timed apart (``load_seconds``); the
-verdict's time is ``seconds``.
+verdict's time is ``seconds``. With ``--cli`` every case is instead a fresh ``shallowcert
+verify --out DIR`` process, as VNN-COMP runs a tool: ``seconds`` is then the process's wall
+time, start-up included, and the counterexample checked is the file it wrote.
 
 A verdict is *wrong* when it contradicts the known answer (``unsat`` on a ``sat`` case or
 ``sat`` on an ``unsat`` one); a crash of the verifier (or a refused import) is recorded as
@@ -25,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ from shallowcert.models.onnx_import import ImportedModel, import_onnx
 from shallowcert.verify import verify
 from shallowcert.verify.property import Property
 from shallowcert.verify.vnnlib import read_vnnlib
+from shallowcert.verify.witness import read_counterexample
 
 ROOT = Path("/work/shared/vnncomp")
 RESULTS = Path(__file__).resolve().parent / "results" / "vnncomp.json"
@@ -87,6 +94,37 @@ def run_case(row: dict[str, str], networks: dict[str, ImportedModel], *, timeout
     return record
 
 
+def run_case_cli(row: dict[str, str], networks: dict[str, ImportedModel], *, timeout: float, method: str,
+                 threads: int) -> dict[str, Any]:
+    """One case as a fresh ``shallowcert verify`` process; the JSON record."""
+    onnx_path = ROOT / row["onnx"]
+    record: dict[str, Any] = {"benchmark": row["benchmark"], "network": Path(row["onnx"]).stem,
+                              "onnx": row["onnx"], "vnnlib": row["vnnlib"], "expected": row["expected"]}
+    record |= {k: row[k] for k in ("reference_verdict", "reference_seconds") if k in row}
+    if row["onnx"] not in networks:
+        networks[row["onnx"]] = import_onnx(onnx_path, check=True)
+    net = networks[row["onnx"]]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as out:
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "shallowcert", "verify", "--onnx", str(onnx_path), "--vnnlib",
+                               str(ROOT / row["vnnlib"]), "--timeout", f"{timeout:g}", "--method", method,
+                               "--device", "cpu", "--out", out], capture_output=True, text=True, env=env)
+        record["seconds"] = time.monotonic() - start
+        if done.returncode != 0 or not (Path(out) / "result.json").exists():
+            return record | {"status": "error", "error": done.stderr.strip().splitlines()[-1:], "wrong": False}
+        result = json.loads((Path(out) / "result.json").read_text())
+        record |= {"status": result["status"], "verify_seconds": result["seconds"], "by": result["method"],
+                   "stats": result["stats"]}
+        record["wrong"] = {result["status"], row["expected"]} == {"sat", "unsat"}
+        if result["status"] == "sat":
+            written = read_vnnlib(ROOT / row["vnnlib"], input_shape=net.onnx_input_shape, outputs=net.outputs)
+            file = Path(out) / "counterexample.txt"
+            record["counterexample_valid"] = file.exists() and onnxruntime_check(
+                onnx_path, written, read_counterexample(file)[0])
+    return record
+
+
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (benchmark, network), in the order they first appear."""
     rows = []
@@ -131,6 +169,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="at most this many cases per benchmark")
     parser.add_argument("--method", default="alpha-crown", choices=("crown", "alpha-crown"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cli", action="store_true", help="run each case as a fresh shallowcert verify process")
     parser.add_argument("--cases", type=Path, default=ROOT / "cases.csv", help="the cases table (default cases.csv)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -144,7 +183,8 @@ def main() -> None:
     records: list[dict[str, Any]] = []
     networks: dict[str, ImportedModel] = {}
     for row in cases:
-        record = run_case(row, networks, timeout=args.timeout, method=args.method)
+        record = run_case_cli(row, networks, timeout=args.timeout, method=args.method, threads=args.threads) \
+            if args.cli else run_case(row, networks, timeout=args.timeout, method=args.method)
         print(f"{row['benchmark']:15s} {Path(row['vnnlib']).name:60s} expected {row['expected']:5s} "
               f"got {record['status']:7s} {record['seconds']:6.2f} s", flush=True)
         records.append(record)
@@ -152,7 +192,7 @@ def main() -> None:
     table = markdown(rows)
     print(table)
     command = " ".join(["python benchmarks/vnncomp.py", f"--timeout {args.timeout:g}", f"--threads {args.threads}",
-                        f"--method {args.method}"] + ([f"--benchmarks {args.benchmarks}"] if benchmarks else [])
+                        f"--method {args.method}"] + (["--cli"] if args.cli else []) + ([f"--benchmarks {args.benchmarks}"] if benchmarks else [])
                        + ([f"--limit {args.limit}"] if args.limit is not None else [])
                        + ([f"--cases {args.cases}"] if args.cases != ROOT / "cases.csv" else []))
     write_json(args.out, {"command": command, "threads": args.threads, "wall_seconds": time.monotonic() - start,
