@@ -50,6 +50,9 @@ def test_the_disjunct_mask_and_the_deadline_are_honoured() -> None:
     assert attack(model, prop, deadline=start - 1.0, rounds=10) is None
     assert time.monotonic() - start < 1.0
     assert attack(model, prop, deadline=time.monotonic() + 10, restarts=0, disjuncts=torch.tensor([False, True]))
+    centre = torch.full((1, 1), 0.5, dtype=torch.float64)  # per-start masks: each start attacks its own disjuncts
+    assert falsify(model, prop, steps=20, restarts=0, starts=centre, disjuncts=torch.tensor([[True, False]])) is None
+    assert falsify(model, prop, steps=20, restarts=0, starts=centre, disjuncts=torch.tensor([[False, True]]))
 
 
 @pytest.mark.skipif(not (ROOT / "marabou-cifar10").exists(), reason="VNN-COMP files not present")

@@ -68,9 +68,11 @@ def falsify(model: nn.Module, prop: Property, *, steps: int = 50, restarts: int 
 
     Starting points: ``starts`` ``(M, *input shape)`` (projected onto the box), the box
     centre and ``restarts`` uniform random points; each is attacked for ``steps`` steps
-    against every disjunct of ``disjuncts`` (a bool mask ``(K,)`` over ``prop.unsafe``;
-    default all), all as one batch. ``step``: the first step as a fraction of the box width.
-    ``deadline``: a ``time.monotonic()`` value after which the search stops early.
+    against every disjunct of ``disjuncts``, all as one batch. ``disjuncts``: a bool mask over
+    ``prop.unsafe``, ``(K,)`` for every start or ``(M, K)`` one row per given start (the
+    centre and the random starts then take the union of the rows); default: all disjuncts.
+    ``step``: the first step as a fraction of the box width. ``deadline``: a
+    ``time.monotonic()`` value after which the search stops early.
     """
     dtype = next(model.parameters()).dtype
     lower, upper = prop.lower.to(dtype), prop.upper.to(dtype)
@@ -81,12 +83,10 @@ def falsify(model: nn.Module, prop: Property, *, steps: int = 50, restarts: int 
         points.insert(0, torch.minimum(torch.maximum(starts.to(device=lower.device, dtype=dtype), lower), upper))
     x = torch.cat(points)
     found = counterexample(model, prop, x)
-    mask = torch.ones(len(prop.unsafe), dtype=torch.bool) if disjuncts is None else disjuncts.detach().cpu()
-    targets = mask.nonzero().squeeze(1).to(lower.device)
-    if found is not None or steps <= 0 or len(targets) == 0:
+    pairs = _pairs(disjuncts, len(prop.unsafe), len(x), 0 if starts is None else len(starts)).to(lower.device)
+    if found is not None or steps <= 0 or len(pairs) == 0:
         return found
-    target = targets.repeat(len(x))
-    x = x.repeat_interleave(len(targets), dim=0)
+    x, target = x[pairs[:, 0]], pairs[:, 1]
     width = upper - lower
     with evaluation_mode(model):
         for t in range(steps):
@@ -106,6 +106,15 @@ def falsify(model: nn.Module, prop: Property, *, steps: int = 50, restarts: int 
             with torch.no_grad():
                 x = torch.minimum(torch.maximum(x - alpha * width * gradient.sign(), lower), upper)
     return counterexample(model, prop, x)
+
+
+def _pairs(disjuncts: torch.Tensor | None, count: int, points: int, given: int) -> torch.Tensor:
+    """``(P, 2)`` int64 rows ``(start, disjunct)`` to attack: the given starts come first in
+    the batch of ``points``, then the centre and the random ones (module docstring)."""
+    mask = torch.ones(count, dtype=torch.bool) if disjuncts is None else disjuncts.detach().cpu().bool()
+    rows = mask.expand(points, count).clone() if mask.dim() == 1 else torch.cat(
+        [mask, mask.any(dim=0, keepdim=True).expand(points - given, count)])
+    return rows.nonzero()
 
 
 def attack(model: nn.Module, prop: Property, *, deadline: float, seed: int = 0, steps: int = 100,
