@@ -1,13 +1,14 @@
 """Our complete verifier on the VNN-COMP known-answer cases (``/work/shared/vnncomp``).
 
-    python benchmarks/vnncomp.py [--benchmarks a,b,...] [--timeout S] [--threads N]
+    python benchmarks/vnncomp.py [--benchmarks a,b,...] [--timeout S[,S...]] [--threads N]
                                  [--limit N] [--method alpha-crown|crown] [--cli]
                                  [--cases FILE.csv] [--out FILE.json]
 
 Each case of ``cases.csv`` (or ``--cases``, e.g. ``reference_45.csv``; optionally only the
 named benchmarks and the first ``--limit`` per benchmark) is imported (ONNX, checked against
 onnxruntime), read (VNN-LIB, its box moved to the model's input layout) and decided by
-:func:`shallowcert.verify.verify` with ``--timeout`` seconds (default 60) on ``--threads``
+:func:`shallowcert.verify.verify` with ``--timeout`` seconds (default 60; several, comma-separated,
+run every case at each) on ``--threads``
 torch threads (default 1). Import and reading are timed apart (``load_seconds``); the
 verdict's time is ``seconds``. With ``--cli`` every case is instead a fresh ``shallowcert
 verify --out DIR`` process, as VNN-COMP runs a tool: ``seconds`` is then the process's wall
@@ -18,7 +19,7 @@ A verdict is *wrong* when it contradicts the known answer (``unsat`` on a ``sat`
 ``error``; every ``sat`` answer's counterexample is moved back to the ONNX input's layout
 and run through onnxruntime: it must lie in the box and reach the unsafe set (tolerance
 1e-6), else it counts as *invalid*. Prints one line per case, then a Markdown table per
-benchmark and network (solved/cases, wrong, invalid counterexamples, timeouts, errors,
+timeout, benchmark and network (solved/cases, wrong, invalid counterexamples, timeouts, errors,
 total and mean seconds) and writes ``benchmarks/results/vnncomp.json`` (or ``--out``)
 with the machine's load averages before and after.
 """
@@ -126,12 +127,12 @@ def run_case_cli(row: dict[str, str], networks: dict[str, ImportedModel], *, tim
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (benchmark, network), in the order they first appear."""
+    """One row per (timeout, benchmark, network), in the order they first appear."""
     rows = []
-    for benchmark, network in dict.fromkeys((r["benchmark"], r["network"]) for r in records):
-        mine = [r for r in records if (r["benchmark"], r["network"]) == (benchmark, network)]
+    for key in dict.fromkeys((r["timeout"], r["benchmark"], r["network"]) for r in records):
+        mine = [r for r in records if (r["timeout"], r["benchmark"], r["network"]) == key]
         seconds = sum(r["seconds"] for r in mine)
-        rows.append({"benchmark": benchmark, "network": network, "cases": len(mine),
+        rows.append({"timeout": key[0], "benchmark": key[1], "network": key[2], "cases": len(mine),
                      "solved": sum(r["status"] == r["expected"] for r in mine),
                      "wrong": sum(r["wrong"] for r in mine),
                      "invalid_counterexamples": sum(r.get("counterexample_valid") is False for r in mine),
@@ -142,9 +143,9 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| benchmark | network | solved / cases | wrong | invalid counterexamples | timeouts | errors "
-             "| total s | mean s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['benchmark']} | {r['network']} | {r['solved']} / {r['cases']} | {r['wrong']} "
+    lines = ["| timeout s | benchmark | network | solved / cases | wrong | invalid counterexamples | timeouts "
+             "| errors | total s | mean s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['timeout']:g} | {r['benchmark']} | {r['network']} | {r['solved']} / {r['cases']} | {r['wrong']} "
               f"| {r['invalid_counterexamples']} | {r['timeouts']} | {r['errors']} | {r['seconds']:.1f} "
               f"| {r['mean_seconds']:.2f} |" for r in rows]
     return "\n".join(lines)
@@ -165,7 +166,7 @@ def select(cases: list[dict[str, str]], benchmarks: list[str] | None, limit: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", help="comma-separated benchmark names (default: all)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case (default 60)")
+    parser.add_argument("--timeout", default="60", help="seconds per case, or several comma-separated (default 60)")
     parser.add_argument("--limit", type=int, help="at most this many cases per benchmark")
     parser.add_argument("--method", default="alpha-crown", choices=("crown", "alpha-crown"))
     parser.add_argument("--threads", type=int, default=1)
@@ -176,23 +177,27 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     benchmarks = args.benchmarks.split(",") if args.benchmarks else None
+    timeouts = [float(t) for t in args.timeout.split(",")]
     with open(args.cases, newline="") as handle:
         cases = select(list(csv.DictReader(handle)), benchmarks, args.limit)
     load_before = os.getloadavg()
     start = time.monotonic()
     records: list[dict[str, Any]] = []
     networks: dict[str, ImportedModel] = {}
-    for row in cases:
-        record = run_case_cli(row, networks, timeout=args.timeout, method=args.method, threads=args.threads) \
-            if args.cli else run_case(row, networks, timeout=args.timeout, method=args.method)
-        print(f"{row['benchmark']:15s} {Path(row['vnnlib']).name:60s} expected {row['expected']:5s} "
-              f"got {record['status']:7s} {record['seconds']:6.2f} s", flush=True)
-        records.append(record)
+    for timeout in timeouts:
+        for row in cases:
+            record = {"timeout": timeout} | (
+                run_case_cli(row, networks, timeout=timeout, method=args.method, threads=args.threads) if args.cli
+                else run_case(row, networks, timeout=timeout, method=args.method))
+            print(f"{timeout:4g} s {row['benchmark']:15s} {Path(row['vnnlib']).name:60s} expected "
+                  f"{row['expected']:5s} got {record['status']:7s} {record['seconds']:6.2f} s", flush=True)
+            records.append(record)
     rows = summarise(records)
     table = markdown(rows)
     print(table)
-    command = " ".join(["python benchmarks/vnncomp.py", f"--timeout {args.timeout:g}", f"--threads {args.threads}",
-                        f"--method {args.method}"] + (["--cli"] if args.cli else []) + ([f"--benchmarks {args.benchmarks}"] if benchmarks else [])
+    command = " ".join(["python benchmarks/vnncomp.py", f"--timeout {args.timeout}", f"--threads {args.threads}",
+                        f"--method {args.method}"] + (["--cli"] if args.cli else [])
+                       + ([f"--benchmarks {args.benchmarks}"] if benchmarks else [])
                        + ([f"--limit {args.limit}"] if args.limit is not None else [])
                        + ([f"--cases {args.cases}"] if args.cases != ROOT / "cases.csv" else []))
     write_json(args.out, {"command": command, "threads": args.threads, "wall_seconds": time.monotonic() - start,
