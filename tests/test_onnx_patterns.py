@@ -251,3 +251,34 @@ def test_unsupported_nodes_are_refused_with_their_name(tmp_path: Path, nodes: li
                                                        message: str) -> None:
     with pytest.raises(UserError, match=message):
         import_onnx(_graph(tmp_path, nodes, inits, [1, 2, 6, 6]), check=False)
+
+
+def test_a_model_directory_keeps_the_onnx_input_layout(tmp_path: Path) -> None:
+    import argparse
+
+    from shallowcert.cli import main
+    from shallowcert.cli.verify import load_network
+
+    node = helper.make_node
+    nodes = [node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]), node("Conv", ["t", "w", "b"], ["c"], strides=[2, 2],
+                                                                       kernel_shape=[4, 4]),
+             node("Relu", ["c"], ["r"]), node("Transpose", ["r"], ["nhwc"], perm=[0, 2, 3, 1]),
+             node("Reshape", ["nhwc", "shape"], ["f"]), node("MatMul", ["f", "w2"], ["m"]),
+             node("Add", ["m", "b2"], ["y"])]
+    inits = [numpy_helper.from_array(RNG.normal(scale=0.3, size=(4, 3, 4, 4)).astype(np.float32), "w"),
+             numpy_helper.from_array(RNG.normal(size=(4,)).astype(np.float32), "b"),
+             numpy_helper.from_array(np.array([-1, 36], dtype=np.int64), "shape"),
+             numpy_helper.from_array(RNG.normal(size=(36, 5)).astype(np.float32), "w2"),
+             numpy_helper.from_array(RNG.normal(size=(5,)).astype(np.float32), "b2")]
+    graph = helper.make_graph(nodes, "keras", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, 8, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])], inits)
+    path = tmp_path / "small.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert main(["import", "--onnx", str(path), "--out", str(tmp_path / "model")]) == 0
+    direct = import_onnx(path)
+    loaded = load_network(argparse.Namespace(onnx=None, model=str(tmp_path / "model"), onnxruntime_check=True))
+    assert loaded.onnx_input_shape == (8, 8, 3) and loaded.input_shape == (3, 8, 8)
+    assert torch.equal(loaded.input_order, direct.input_order) and direct.reorders_input
+    x = torch.rand(3, 8, 8, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(loaded.to_model_layout(x)), direct.model(direct.to_model_layout(x)))

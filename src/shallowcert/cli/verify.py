@@ -9,7 +9,9 @@ re-check is not reported: the answer becomes ``unknown``.
 
 VNN-LIB's ``X_i`` follow the ONNX input's layout (NHWC for a Keras/tf2onnx network); the box
 is moved to the imported model's layout before verifying, and the counterexample back to
-the ONNX layout before it is written.
+the ONNX layout before it is written. A model directory that ``shallowcert import --onnx``
+wrote from such a network keeps that layout (``onnx_input_order`` in its metrics), so the
+same VNN-LIB files apply to it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from shallowcert import atomic
 from shallowcert.cli.common import add_device_argument, device_from_args, positive_float, print_json
+from shallowcert.errors import UserError
 from shallowcert.models.checkpoint import load_model
 from shallowcert.models.onnx_import import ImportedModel, import_onnx
 from shallowcert.verify.complete import VERIFY_METHODS, verify
@@ -62,8 +65,15 @@ def load_network(args: argparse.Namespace) -> ImportedModel:
         return import_onnx(args.onnx, check=args.onnxruntime_check)
     loaded = load_model(args.model)
     shape = tuple(loaded.input_shape)
-    return ImportedModel(loaded.model, shape, loaded.classes, str(args.model), shape,
-                         torch.arange(int(torch.Size(shape).numel())))
+    order = loaded.metrics.get("onnx_input_order")
+    if order is None:
+        return ImportedModel(loaded.model, shape, loaded.classes, str(args.model), shape,
+                             torch.arange(int(torch.Size(shape).numel())))
+    onnx_shape = tuple(int(d) for d in loaded.metrics["onnx_input_shape"])
+    order_t = torch.tensor(order, dtype=torch.int64)
+    if sorted(order) != list(range(int(torch.Size(shape).numel()))) or torch.Size(onnx_shape).numel() != len(order):
+        raise UserError(f"{args.model}: metrics.json has an onnx_input_order that is not a permutation of the input")
+    return ImportedModel(loaded.model, shape, loaded.classes, str(args.model), onnx_shape, order_t)
 
 
 def run(args: argparse.Namespace) -> int:
