@@ -40,7 +40,7 @@ from shallowcert.cli.common import (
     print_json,
 )
 from shallowcert.errors import UserError
-from shallowcert.verify.exact import exact_radius
+from shallowcert.verify.exact import ExactSettings, exact_radius
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -119,10 +119,10 @@ def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ar
         stats["attack"] = {"found": int(found.sum()), "mean_distance": mean,
                            "seconds": round(time.perf_counter() - start, 3)}
     if args.exact:
-        exact = exact_radius(model, x, result.predicted, time_limit=positive_float("--exact-time-limit",
-                                                                                  args.exact_time_limit),
-                             rtol=positive_float("--exact-rtol", args.exact_rtol),
-                             domain=domain, bound=args.method)
+        settings = ExactSettings(positive_float("--exact-time-limit", args.exact_time_limit),
+                                 rtol=positive_float("--exact-rtol", args.exact_rtol), certified_by=args.method,
+                                 domain=domain)
+        exact = exact_radius(model, x, result.predicted, settings)
         points = exact.per_point()
         stats["exact"] = {**exact.summary(), **{k: points[k] for k in ("lower", "upper", "certified")},
                           "settled_points": points["settled"]}

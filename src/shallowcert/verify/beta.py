@@ -31,9 +31,7 @@ import time
 
 import torch
 
-from shallowcert.bounds.adam import ProjectedAdam
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
+from shallowcert.bounds import ProjectedAdam, back_substitute, concretize, relax, unstable_mask, with_lower_slopes
 from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, branching_scores, per_disjunct_max
 
 MEMORY_BUDGET = 1 << 29  # bytes of slopes, multipliers and optimiser state per engine call

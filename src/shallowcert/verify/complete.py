@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shallowcert.certify.precision import model_in_dtype
+from shallowcert.model_state import model_in_dtype
 from shallowcert.device import resolve_device
 from shallowcert.errors import UserError
 from shallowcert.verify.bab import branch_and_bound

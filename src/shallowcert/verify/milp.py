@@ -31,7 +31,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from torch import nn
 
-from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds import AffineMap
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.subdomain import SubdomainBounder, per_disjunct_max

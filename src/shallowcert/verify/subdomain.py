@@ -25,11 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.engine import BoundOptions, relaxed_bound
-from shallowcert.bounds.intermediate import states_of
-from shallowcert.bounds.network import Network, read_network
-from shallowcert.bounds.relaxation import relax, unstable_mask
+from shallowcert.bounds import (BoundOptions, Network, back_substitute, concretize, read_network, relax,
+                                relaxed_bound, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
