@@ -49,6 +49,7 @@ from shallowcert import checks
 from shallowcert.attacks.base import IterativeAttack
 from shallowcert.device import batch_to, model_device
 from shallowcert.errors import UserError
+from shallowcert.model_state import evaluation_mode
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from torch import nn
 
 from shallowcert.checks import inputs, inputs_and_labels, labels_within, positive_int
 from shallowcert.bounds import InputSet, linear_certificate, margin_spec
-from shallowcert.certify.newton import newton_search
+from shallowcert.certify.newton import NewtonOutcome, newton_search
 from shallowcert.certify.precision import dtype_name, rounding_margin
-from shallowcert.certify.search import Probe, SearchSettings, bracket_search
+from shallowcert.certify.search import Probe, SearchOutcome, SearchSettings, bracket_search
 from shallowcert.certify.shortcut import affine_zero
 from shallowcert.certify.verdict import Domain, check_method, margin_lower_bounds
 from shallowcert.device import model_device
@@ -150,12 +150,13 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     if labels is not None:
         labels_within(labels, bounder.classes)
     n = len(x)
+    failures, returned = None, None
+    outcome: SearchOutcome | NewtonOutcome
     if search == "bisect":
         outcome = bracket_search(bounder.probe, n, dtype=dtype, settings=settings, device=device)
-        failures, returned = None, None
     else:
-        outcome = newton_search(bounder.margins, n, dtype=dtype, settings=settings, device=device)
-        failures, returned = outcome.failures, outcome.returned.cpu()
+        newton = newton_search(bounder.margins, n, dtype=dtype, settings=settings, device=device)
+        outcome, failures, returned = newton, newton.failures, newton.returned.cpu()
     predicted = bounder.predicted.cpu()
     correct = None if labels is None else predicted == labels.cpu()
     return RadiusResult(outcome.radius.cpu(), predicted, correct, outcome.evaluations.cpu(), outcome.rounds,

@@ -44,7 +44,7 @@ def distill_student(teacher: nn.Module, student_spec: str, dataset: Dataset, *, 
     if logits.shape[1] != dataset.classes:
         raise UserError(f"the teacher has {logits.shape[1]} outputs but dataset '{dataset.name}' "
                         f"has {dataset.classes} classes")
-    targets = pack_logits_and_labels(logits, data.labels) if method.needs_labels else logits
+    targets = pack_logits_and_labels(logits, data.labels) if method.needs_labels and data.labels is not None else logits
     student = build_seeded(student_spec, dataset, config.seed)
     log.info("distilling into %s with %s on %d '%s' points", student_spec, method.settings(), len(data), transfer)
     result = fit(student, FitData(dataset.train, val=dataset.val, inputs=data.images, targets=targets),

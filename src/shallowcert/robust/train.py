@@ -11,11 +11,10 @@ from shallowcert.certify.verdict import Domain, certify_points, check_method
 from shallowcert.data.split import Split
 from shallowcert.robust.loss import robust_loss
 from shallowcert.robust.schedule import EpsilonSchedule
-from shallowcert.training.loop import FitConfig, FitData, FitResult, fit
+from shallowcert.training.loop import FitConfig, FitData, FitResult, LossFn, fit
 
 
-def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: Domain = None,
-                   ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]:
+def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: Domain = None) -> LossFn:
     """``loss_fn(model, x, y, epoch) = mean CE(-J(eps(epoch)), y)`` for :func:`shallowcert.training.fit`."""
     check_method(method)
 

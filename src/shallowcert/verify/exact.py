@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -68,7 +68,7 @@ class ExactRadius:
             "seconds": float(self.seconds.sum()),
         }
 
-    def per_point(self) -> dict[str, list]:
+    def per_point(self) -> dict[str, list[Any]]:
         """The per-point columns as JSON lists (``upper`` None where no counterexample was found)."""
         return {"lower": self.lower.tolist(), "upper": [u if math.isfinite(u) else None for u in self.upper.tolist()],
                 "certified": self.certified.tolist(), "settled": self.settled.tolist(),
@@ -158,6 +158,7 @@ def _bisect(check: Verifier, center: torch.Tensor, lower: float, hint: float,
             lower = max(lower, eps)
             guess = 2 * eps
         elif result.status == "sat":
+            assert result.counterexample is not None  # sat always comes with one
             distance = float((result.counterexample.cpu().double() - center.cpu()).abs().max())
             upper = min(upper, distance)
         else:
