@@ -14,6 +14,19 @@ Public API::
            proved; pass them as known_states on any subset (a smaller radius) to skip work
     METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 
+The layer API for the complete verifier (:mod:`shallowcert.verify`), which splits neurons
+and bounds each subdomain with the same relaxation::
+
+    read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps and ReLUs
+    relu_step(step), affine_step(step)          # a step of a Network, of the kind the caller knows
+    AffineMap                                   # one affine layer of a Network
+    relaxed_bound(network, spec, lower, upper, options: BoundOptions, known=None)
+        -> (linear bound of spec · f over the box [lower, upper], pre-activation bounds)
+    states_of(bounds) -> ReLU states proved by pre-activation bounds
+    relax, unstable_mask, with_lower_slopes     # the ReLU relaxation lines
+    back_substitute, concretize                 # one backward pass, and its bound over the box
+    ProjectedAdam                               # the optimiser of the alpha (and beta) slopes
+
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
 slope); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
 ``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
@@ -34,9 +47,18 @@ eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller b
 one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam||_1)``.
 """
 
-from shallowcert.bounds.engine import METHODS, LinearCertificate, linear_certificate, linear_lower_bound, lower_bounds
+from shallowcert.bounds.adam import ProjectedAdam
+from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.backward import back_substitute, concretize
+from shallowcert.bounds.engine import (METHODS, BoundOptions, LinearCertificate, linear_certificate, linear_lower_bound,
+                                       lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
+from shallowcert.bounds.intermediate import states_of
+from shallowcert.bounds.network import Network, affine_step, read_network, relu_step
+from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.spec import margin_spec
 
-__all__ = ["METHODS", "InputSet", "LinearCertificate", "linear_certificate", "linear_lower_bound", "lower_bounds",
-           "margin_spec"]
+__all__ = ["METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearCertificate", "Network", "ProjectedAdam",
+           "affine_step", "back_substitute", "concretize", "linear_certificate", "linear_lower_bound", "lower_bounds",
+           "margin_spec", "read_network", "relax", "relaxed_bound", "relu_step", "states_of", "unstable_mask",
+           "with_lower_slopes"]

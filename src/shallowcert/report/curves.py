@@ -22,7 +22,7 @@ FAINT = 0.3
 
 def has_curves(history: History | None) -> bool:
     """True when ``history`` holds every learning-curve measure for each epoch."""
-    return bool(history) and all(all(k in entry for k in CURVE_KEYS) for entry in history)
+    return history is not None and len(history) > 0 and all(all(k in entry for k in CURVE_KEYS) for entry in history)
 
 
 def plot_learning_curves(curves: dict[str, list[History]], path: Path, *, title: str) -> Path:

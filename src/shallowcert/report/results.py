@@ -162,7 +162,8 @@ def common_seeds(*stages: StageResults[Record]) -> list[int]:
 def correct_per_point(stage: StageResults[Record], seed: int, row: HasPredictions) -> np.ndarray:
     """0/1 per test point: did the model of ``row`` (seed ``seed``) classify it correctly."""
     data = json.loads(stage.path(seed, row.predictions).read_text())
-    return (np.asarray(data["predicted"]) == np.asarray(data["label"])).astype(np.float64)
+    correct: np.ndarray = (np.asarray(data["predicted"]) == np.asarray(data["label"])).astype(np.float64)
+    return correct
 
 
 def radii_columns(stage: StageResults[Record], seed: int, row: RobustnessRow, columns: Sequence[str]) -> np.ndarray:
@@ -184,4 +185,5 @@ def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
     lengths = {len(v) for v in values}
     if len(lengths) != 1:
         raise UserError(f"paired records have different numbers of test points across seeds: {sorted(lengths)}")
-    return np.stack(values)
+    stack: np.ndarray = np.stack(values)
+    return stack

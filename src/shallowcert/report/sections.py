@@ -24,6 +24,7 @@ from shallowcert.report.results import RunResults, StageResults
 from shallowcert.study.record import Record
 from shallowcert.study.runner import RunFacts
 from shallowcert.study.stage import StageName
+from shallowcert.study.stages.attacks import AttacksResults
 from shallowcert.study.stages.certification import CertificationResults, CertifiedRow, ExactResults
 from shallowcert.study.stages.distillation import DistillationResults
 from shallowcert.study.stages.teacher import TeacherResults
@@ -171,12 +172,13 @@ def attacks_section(doc: Document, results: RunResults, run_dir: Path) -> None:
     r = stage.first
     eps = r.curves[0].eps
     for i, attack in enumerate(dict.fromkeys(c.attack for c in r.curves)):
+
+        def rows(res: AttacksResults, attack: str = attack) -> Rows:
+            return [[c.model, c.clean_accuracy, *c.robust_accuracy] for c in res.curves if c.attack == attack]
+
         doc.add(seed_table(f"Table 8.{11 + i}", f"{attack.upper()} ({r.steps} steps, step "
                            f"{r.relative_step}·ε): accuracy under attack on {r.n} test points.",
-                           ["model", "clean"] + [f"ε={e:g}" for e in eps],
-                           _per_seed(stage, lambda res, attack=attack: [
-                               [c.model, c.clean_accuracy, *c.robust_accuracy]
-                               for c in res.curves if c.attack == attack])))
+                           ["model", "clean"] + [f"ε={e:g}" for e in eps], _per_seed(stage, rows)))
         _stage_figure(doc, stage, f"Figure 8.{15 + i}", f"{attack.upper()}: accuracy against ε.", f"{attack}.png")
 
 

@@ -148,6 +148,8 @@ class StageContext:
         """Save ``model`` and its test predictions under this seed's directory; return its summary
         row (with ``best_epoch`` and the learning curves when ``fit`` is given; ``history``:
         curves of a model trained elsewhere)."""
+        if not isinstance(model, nn.Sequential):
+            raise TypeError(f"the study saves nn.Sequential models, not {type(model).__name__}")
         test = self.dataset.test
         predicted = predictions(model, test)
         row = ModelRow(name=name, spec=spec, val_accuracy=accuracy(model, self.dataset.val),

@@ -76,13 +76,16 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
     x = torch.rand((_BATCH, *input_shape), generator=generator)
     y = torch.randint(0, classes, (_BATCH,), generator=generator)
     if not train:
+        if bound is None:
+            raise ValueError("a bound evaluation needs a bound method")
+        method = bound
         model, x = model.double(), x.double()
         spec_rows = margin_spec(y, classes).double()
         radius = torch.full((_BATCH,), eps, dtype=torch.float64)
 
         def evaluate() -> None:
             with torch.no_grad():
-                lower_bounds(model, InputSet(x, radius), spec_rows, method=bound)
+                lower_bounds(model, InputSet(x, radius), spec_rows, method=method)
         return _per_example(evaluate)
     optimizer = torch.optim.Adam(model.parameters())
 
@@ -90,7 +93,7 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
         loss = (torch.nn.functional.cross_entropy(model(x), y) if bound is None
                 else robust_loss(model, x, y, eps, method=bound).loss)
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
     return _per_example(step)
 

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 import torch
 
 from shallowcert import atomic
-from shallowcert.certify import SearchSettings
-from shallowcert.certify.precision import model_in_dtype
+from shallowcert.model_state import model_in_dtype
 from shallowcert.study.context import StageContext
 from shallowcert.study.costs import CostModel
 from shallowcert.study.jobs import Job
 from shallowcert.study.record import Record
 from shallowcert.study.robustness import DOMAIN, DTYPE
-from shallowcert.verify.exact import exact_radius
+from shallowcert.verify.exact import ExactSettings, exact_radius
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,9 @@ def exact_model(ctx: StageContext, *, name: str) -> ExactSummary:
     x = points.floats()
     with torch.no_grad():
         predicted = model_in_dtype(loaded.model, DTYPE)(x.to(ctx.device, DTYPE)).argmax(dim=1).cpu()
-    exact = exact_radius(loaded.model, x, predicted, time_limit=section.exact_time_limit,
-                         rtol=section.radius_rtol, domain=DOMAIN, device=ctx.device, seed=ctx.seed,
-                         bound=section.method, settings=SearchSettings(rtol=section.radius_rtol))
+    settings = ExactSettings(section.exact_time_limit, rtol=section.radius_rtol, certified_by=section.method,
+                             domain=DOMAIN, seed=ctx.seed)
+    exact = exact_radius(loaded.model, x, predicted, settings, device=ctx.device)
     atomic.write_json(ctx.out / exact_file(name), {
         "index": list(range(len(points))), "label": points.labels.tolist(), "predicted": predicted.tolist(),
         **exact.per_point()})

@@ -88,6 +88,7 @@ def robustness_row(ctx: StageContext, model: nn.Module, *, name: str, spec: str,
     verdict = certify_points(model, x, y, section.eps, method=section.method, domain=DOMAIN, dtype=DTYPE)
     radii = certified_radius(model, x, labels=y, method=section.method, domain=DOMAIN, dtype=DTYPE,
                              settings=SearchSettings(rtol=section.radius_rtol))
+    assert radii.correct is not None  # the labels were given
     area = certification_area(radii.radius, radii.correct)
     figure, table = f"{name}-area.png", f"{name}-radii.csv"
     plot_certification_area(area, ctx.out / figure, title=f"Certification area: {name}")

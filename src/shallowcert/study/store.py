@@ -73,9 +73,10 @@ def _hash_problem(root: Path, files: dict[str, str]) -> str | None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return data
 
 
 class ArtifactStore:
@@ -104,7 +105,9 @@ class ArtifactStore:
         return _hash_problem(self.stage_dir(stage), manifest.get("files", {}))
 
     def seed_results(self, stage: str, seed: int) -> dict[str, Any]:
-        return json.loads((self.seed_dir(stage, seed) / RESULTS).read_text())
+        """Seed ``seed``'s results of ``stage`` (JSON)."""
+        data: dict[str, Any] = json.loads((self.seed_dir(stage, seed) / RESULTS).read_text())
+        return data
 
     def begin(self, stage: str, config_fingerprint: str) -> None:
         """Open ``stage`` for (re)building: drop its manifest; drop everything when its config changed."""
