@@ -62,12 +62,15 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
 
 @dataclass(frozen=True)
 class BoundOptions:
-    """How to bound: the method and alpha-CROWN's settings (:mod:`shallowcert.bounds.alpha`)."""
+    """How to bound: the method and alpha-CROWN's settings (:mod:`shallowcert.bounds.alpha`);
+    ``interval``: fix interval-proved stable neurons and intersect every intermediate bound with
+    its interval bound (:mod:`shallowcert.bounds.intermediate`; ``dual-exact`` never does)."""
 
     method: str
     alpha_steps: int = 20
     alpha_lr: float = 0.1
     alpha_intermediate: bool = True
+    interval: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,7 +94,7 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
     else:
         bounds, relaxations = linear_bounds(network, (lower, upper),
                                             lower_slope="dual" if method in DUAL_METHODS else "crown",
-                                            known=known, interval=method != "dual-exact")
+                                            known=known, interval=options.interval and method != "dual-exact")
     if method == "alpha-crown" and options.alpha_steps > 0:
         return optimise_bounds(network, (lower, upper), spec, (bounds, relaxations), steps=options.alpha_steps,
                                lr=options.alpha_lr, intermediate=options.alpha_intermediate, known=known)
@@ -129,7 +132,7 @@ def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, o
         size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if options.method in DUAL_METHODS else 2,
                                 autograd=autograd or slopes, budget=budget,
                                 slopes="intermediate" if slopes and options.alpha_intermediate else
-                                "final" if slopes else None)
+                                "final" if slopes else None, intermediate=options.method != "crown-ibp")
     return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *(known_states or ())), size,
                      autograd=autograd)
 
