@@ -34,7 +34,7 @@ TOLERANCE = 1e-4
 
 def compare(imported: ImportedModel, *, seed: int = 0) -> tuple[float, float]:
     """``(max |ours - onnxruntime|, max |onnxruntime|)`` over the random inputs."""
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
@@ -95,7 +95,7 @@ def onnxruntime_violation(source: str, prop: Any, x: torch.Tensor) -> float:
     """The violation (``<= 0``: unsafe; ``inf`` outside the box) of ``prop`` (written in the
     ONNX input's layout) at ``x`` (one input in that layout) under onnxruntime, in float32 as
     the file's users run it."""
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
 
     session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
     spec = session.get_inputs()[0]

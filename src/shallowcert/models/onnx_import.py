@@ -307,7 +307,7 @@ def _pads(node: object, chain: Chain, attrs: dict[str, Any], kernel: tuple[int, 
 
 def _window(node: object, chain: Chain, attrs: dict[str, Any], kernel: tuple[int, int] | None = None,
             ) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = kernel or tuple(attrs.get("kernel_shape", []))  # type: ignore[assignment]
+    kernel = kernel or tuple(attrs.get("kernel_shape", []))
     if kernel is None or len(kernel) != 2:
         raise chain.fail(node, f"only 2-D kernels are supported, got kernel_shape {kernel}")
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
@@ -331,7 +331,7 @@ def _conv(node: Any, chain: Chain, constants: dict[str, np.ndarray], names: list
     if attrs.get("group", 1) != 1:
         raise chain.fail(node, "only group=1 is supported")
     bias = _constant(node, chain, constants, names[2]) if len(names) > 2 and names[2] else np.zeros(weight.shape[0])
-    kernel, strides = _window(node, chain, attrs, tuple(weight.shape[2:]))  # type: ignore[arg-type]
+    kernel, strides = _window(node, chain, attrs, tuple(weight.shape[2:]))
     pads = _pads(node, chain, attrs, kernel, strides)
     layer = onnx_layers.conv2d(weight, bias, strides, pads)
     chain.append(layer, _out_shape(weight.shape[0], chain, kernel, strides, pads), linear=True)

@@ -43,7 +43,7 @@ def messages() -> ModuleType:
     path = Path(spec.origin).parent / "onnx_ml_pb2.py"
     if not path.is_file():  # a layout we do not know: take the slow, ordinary way
         import onnx
-        return onnx.onnx_ml_pb2  # type: ignore[attr-defined]
+        return onnx.onnx_ml_pb2
     file_spec = importlib.util.spec_from_file_location(_PB2, path)
     assert file_spec is not None and file_spec.loader is not None
     module = importlib.util.module_from_spec(file_spec)

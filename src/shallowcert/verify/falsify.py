@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.attacks.base import evaluation_mode
+from shallowcert.model_state import evaluation_mode
 from shallowcert.verify.property import Property
 
 FINAL_STEP = 0.02  # the last step is this fraction of the first
