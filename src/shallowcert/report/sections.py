@@ -140,7 +140,8 @@ def temperature_section(doc: Document, results: RunResults, run_dir: Path) -> No
     _stage_figure(doc, stage, "Figure 8.11", "Test accuracy against temperature; dashed: logits matching.",
                   stage.first.figure)
     learning_curves(doc, stage, run_dir, lambda r: r.students,
-                    lambda row: f"{row.spec} logits" if row.temperature is None else f"{row.spec} T={row.temperature:g}")
+                    lambda row: f"{row.spec} logits" if row.temperature is None
+                    else f"{row.spec} T={row.temperature:g}")
 
 
 def pruning_section(doc: Document, results: RunResults, run_dir: Path) -> None:

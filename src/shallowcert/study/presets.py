@@ -17,7 +17,8 @@ _TEMPERATURES = [0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 
-def _thesis(name: str, dataset: str, teacher: str, *, epochs: int, eps: float, attack_eps: list[float]) -> dict[str, Any]:
+def _thesis(name: str, dataset: str, teacher: str, *, epochs: int, eps: float,
+            attack_eps: list[float]) -> dict[str, Any]:
     """A thesis preset: its architectures and width sweeps, ``epochs`` for every training
     (patience 5), certification and adversarial distillation at ``eps``, attacks on ``attack_eps``."""
     return {
