@@ -12,7 +12,7 @@ Public API::
     linear_certificate(model, input_set, spec=None, *, method="dual", known_states=None, ...)
         -> LinearCertificate(coefficients, offset, states): the same, and the ReLU states it
            proved; pass them as known_states on any subset (a smaller radius) to skip work
-    METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+    METHODS = ("ibp", "dual", "dual-exact", "crown", "alpha-crown", "crown-ibp")
 
 The layer API for the complete verifier (:mod:`shallowcert.verify`), which splits neurons
 and bounds each subdomain with the same relaxation::
@@ -28,14 +28,17 @@ and bounds each subdomain with the same relaxation::
     ProjectedAdam                               # the optimiser of the alpha (and beta) slopes
 
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
-slope); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
+slope). ``dual`` is Wong & Kolter's dual with interval-proved stable neurons fixed (and every
+intermediate bound intersected with its interval bound): sound, tighter per neuron, and on
+IBP-trained networks higher than convex_adversarial's on most margins, not on all.
+``dual-exact`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
 ``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
 model's parameters are cast internally and gradients flow back to them. Points are processed
 in chunks that fit ``memory_budget`` bytes (default ``chunks.MEMORY_BUDGET`` = 1 GiB; with
 autograd each chunk is checkpointed), so any batch size runs in bounded memory.
 
 Where the time goes, and what is skipped (modules in parentheses): a neuron that interval
-arithmetic proves stable is never bounded again (``intermediate``); convolutional layers are
+arithmetic proves stable is never bounded again, except by ``dual-exact`` (``intermediate``); convolutional layers are
 bounded per neuron on windows, dense layers as padded rows, whichever holds fewer values
 (``plan``, ``patches``); a dense dual row stops at the first earlier ReLU where the relaxed
 network's boxes prove its sign (``screen``); states proved on a larger ball are reused on a

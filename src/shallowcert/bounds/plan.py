@@ -72,10 +72,11 @@ def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     return LayerPlan(False, dense)
 
 
-def _layers(network: Network, rows: int, signs: int) -> list[tuple[int, tuple[int, ...]]]:
-    """Per bounded layer: (rows per point, coefficient values per row at each affine step)."""
+def _layers(network: Network, rows: int, signs: int, intermediate: bool = True) -> list[tuple[int, tuple[int, ...]]]:
+    """Per bounded layer: (rows per point, coefficient values per row at each affine step);
+    ``intermediate=False``: the final rows only (intermediate bounds by interval arithmetic)."""
     layers = []
-    for position in network.relu_positions:
+    for position in network.relu_positions if intermediate else ():
         steps = network.steps[:position]
         if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
             shape = relu_step(network.steps[position]).shape
@@ -84,19 +85,22 @@ def _layers(network: Network, rows: int, signs: int) -> list[tuple[int, tuple[in
     return layers
 
 
-def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int) -> int:
+def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int,
+                                intermediate: bool = True) -> int:
     """An upper bound of one point's share of the largest coefficient tensor (bytes)."""
-    return itemsize * max(count * max(sizes, default=1) for count, sizes in _layers(network, rows, signs))
+    return itemsize * max(count * max(sizes, default=1)
+                          for count, sizes in _layers(network, rows, signs, intermediate))
 
 
 def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool,
-                    slopes: str | None = None) -> int:
+                    slopes: str | None = None, intermediate: bool = True) -> int:
     """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
-    (times ``signs`` bounded directions) and the ``rows`` specification rows; ``slopes``:
-    alpha-CROWN's free slopes, ``"final"`` (the final rows only) or ``"intermediate"`` (every
-    layer's rows), or ``None``."""
-    layers = _layers(network, rows, signs)
-    total = LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs)
+    (times ``signs`` bounded directions; not with ``intermediate=False``, CROWN-IBP) and the
+    ``rows`` specification rows; ``slopes``: alpha-CROWN's free slopes, ``"final"`` (the final
+    rows only) or ``"intermediate"`` (every layer's rows), or ``None``."""
+    layers = _layers(network, rows, signs, intermediate)
+    total = LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs,
+                                                      intermediate=intermediate)
     if autograd:
         total = itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in layers)
     if slopes is not None:
