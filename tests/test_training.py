@@ -10,7 +10,8 @@ import torch
 from conftest import make_idx_dataset
 from shallowcert.data import load_dataset
 from shallowcert.errors import UserError
-from shallowcert.training import FitConfig, FitData, accuracy, fit, loss_and_accuracy, per_class_accuracy, train_classifier
+from shallowcert.training import (FitConfig, FitData, accuracy, fit, loss_and_accuracy, per_class_accuracy,
+                                  train_classifier)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ The layer API for the complete verifier (:mod:`shallowcert.verify`), which split
 and bounds each subdomain with the same relaxation::
 
     read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps and ReLUs
-    relu_step(step), affine_step(step)          # a step of a Network, of the kind the caller knows
+    as_relu(step), as_affine(step)          # a step of a Network, of the kind the caller knows
     AffineMap                                   # one affine layer of a Network
     relaxed_bound(network, spec, lower, upper, options: BoundOptions, known=None)
         -> (linear bound of spec · f over the box [lower, upper], pre-activation bounds)
@@ -57,11 +57,11 @@ from shallowcert.bounds.engine import (METHODS, BoundOptions, LinearCertificate,
                                        lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.intermediate import states_of
-from shallowcert.bounds.network import Network, affine_step, read_network, relu_step
+from shallowcert.bounds.network import Network, as_affine, as_relu, read_network
 from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.spec import margin_spec
 
 __all__ = ["METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearCertificate", "Network", "ProjectedAdam",
-           "affine_step", "back_substitute", "concretize", "linear_certificate", "linear_lower_bound", "lower_bounds",
-           "margin_spec", "read_network", "relax", "relaxed_bound", "relu_step", "states_of", "unstable_mask",
+           "as_affine", "as_relu", "back_substitute", "concretize", "linear_certificate", "linear_lower_bound",
+           "lower_bounds", "margin_spec", "read_network", "relax", "relaxed_bound", "states_of", "unstable_mask",
            "with_lower_slopes"]

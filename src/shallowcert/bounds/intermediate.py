@@ -33,7 +33,7 @@ import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, Step, affine_step
+from shallowcert.bounds.network import Network, Step, as_affine
 from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
@@ -176,7 +176,7 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         bounds[position] = (lower, upper)
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
-            activation = screens[position] = activation_box([affine_step(s) for s in network.steps[after:position]],
+            activation = screens[position] = activation_box([as_affine(s) for s in network.steps[after:position]],
                                                             activation,
                                                             relaxations[position], lower, upper, computed)
         start, previous, after = position, (lower, upper), position + 1

@@ -37,14 +37,14 @@ class ReLUStep:
 Step = AffineMap | ReLUStep
 
 
-def relu_step(step: Step) -> ReLUStep:
+def as_relu(step: Step) -> ReLUStep:
     """``step``, which the caller knows is a ReLU (e.g. at one of the ``relu_positions``)."""
     if not isinstance(step, ReLUStep):
         raise TypeError(f"expected a ReLU step, got {type(step).__name__}")
     return step
 
 
-def affine_step(step: Step) -> AffineMap:
+def as_affine(step: Step) -> AffineMap:
     """``step``, which the caller knows is an affine map."""
     if not isinstance(step, AffineMap):
         raise TypeError(f"expected an affine step, got {type(step).__name__}")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from shallowcert.bounds.affine import AffineMap
-from shallowcert.bounds.network import Step, affine_step
+from shallowcert.bounds.network import Step, as_affine
 from shallowcert.bounds.relaxation import Relaxation
 
 Pair = tuple[int, int]
@@ -75,7 +75,7 @@ def _zero_outside(lam: torch.Tensor, steps: list[Step], index: int, neurons: _Ne
     """
     if index == 0 or not isinstance(steps[index - 1], AffineMap):
         return lam
-    inside = torch.ones((1, 1, *affine_step(steps[index]).in_shape[1:]), dtype=lam.dtype, device=lam.device)
+    inside = torch.ones((1, 1, *as_affine(steps[index]).in_shape[1:]), dtype=lam.dtype, device=lam.device)
     return lam * neurons.windows(inside, geometry, shared=True)
 
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
-from shallowcert.bounds.network import Network, ReLUStep, Step, relu_step
+from shallowcert.bounds.network import Network, ReLUStep, Step, as_relu
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
 SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
@@ -79,7 +79,7 @@ def _layers(network: Network, rows: int, signs: int, intermediate: bool = True) 
     for position in network.relu_positions if intermediate else ():
         steps = network.steps[:position]
         if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
-            shape = relu_step(network.steps[position]).shape
+            shape = as_relu(network.steps[position]).shape
             layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
     layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
     return layers

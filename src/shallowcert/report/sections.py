@@ -36,8 +36,12 @@ CURVE_FIGURES = {"teacher": "Figure L.1", "distillation": "Figure L.2", "tempera
                  "certification": "Figure L.4", "improvement": "Figure L.5"}
 
 
-def _not_run(doc: Document, stage: StageName) -> None:
-    doc.add(Paragraph(f"Stage '{stage}' has not been run (or is incomplete) in this run directory."))
+def _open(doc: Document, heading: str, stage: StageResults[T] | None, name: StageName) -> StageResults[T] | None:
+    """Start a section: its heading, and a note when stage ``name`` (``stage``) has not run."""
+    doc.add(Heading(heading))
+    if stage is None:
+        doc.add(Paragraph(f"Stage '{name}' has not been run (or is incomplete) in this run directory."))
+    return stage
 
 
 def _per_seed(stage: StageResults[T], rows: Callable[[T], Rows]) -> dict[int, Rows]:
@@ -66,10 +70,9 @@ def learning_curves(doc: Document, stage: StageResults[T], run_dir: Path, models
 
 
 def teacher_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("1. Teacher and hard-label controls"))
-    stage = results.teacher
+    stage = _open(doc, "1. Teacher and hard-label controls", results.teacher, StageName.TEACHER)
     if stage is None:
-        return _not_run(doc, StageName.TEACHER)
+        return
 
     def rows(r: TeacherResults) -> Rows:
         t = r.teacher
@@ -88,10 +91,10 @@ TRANSFER_NAMES = {"train": "A (train split)", "extra": "B (transfer set)"}
 
 
 def distillation_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("2. Logits distillation over families and widths"))
-    stage = results.distillation
+    stage = _open(doc, "2. Logits distillation over families and widths", results.distillation,
+                  StageName.DISTILLATION)
     if stage is None:
-        return _not_run(doc, StageName.DISTILLATION)
+        return
     first = stage.first.students
     transfers = list(dict.fromkeys(r.transfer for r in first))
     for family, label in FAMILY_TABLES.items():
@@ -126,10 +129,9 @@ def distillation_section(doc: Document, results: RunResults, run_dir: Path) -> N
 
 
 def temperature_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("3. Temperature sweep"))
-    stage = results.temperature
+    stage = _open(doc, "3. Temperature sweep", results.temperature, StageName.TEMPERATURE)
     if stage is None:
-        return _not_run(doc, StageName.TEMPERATURE)
+        return
     doc.add(seed_table("Table 8.7", f"scnn2 students distilled with temperature T (teacher at T, student at 1) and "
                        f"with logits matching, transfer set '{stage.first.transfer}'.",
                        ["student", "method", "T", "val acc", "test acc"],
@@ -138,14 +140,14 @@ def temperature_section(doc: Document, results: RunResults, run_dir: Path) -> No
     _stage_figure(doc, stage, "Figure 8.11", "Test accuracy against temperature; dashed: logits matching.",
                   stage.first.figure)
     learning_curves(doc, stage, run_dir, lambda r: r.students,
-                    lambda row: f"{row.spec} logits" if row.temperature is None else f"{row.spec} T={row.temperature:g}")
+                    lambda row: f"{row.spec} logits" if row.temperature is None
+                    else f"{row.spec} T={row.temperature:g}")
 
 
 def pruning_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("4. Pruning the best student"))
-    stage = results.pruning
+    stage = _open(doc, "4. Pruning the best student", results.pruning, StageName.PRUNING)
     if stage is None:
-        return _not_run(doc, StageName.PRUNING)
+        return
     chosen = dict.fromkeys(stage.over_seeds(lambda p: f"{p.student.spec} ({p.student.stage}/{p.student.name})"))
     evaluations = ", ".join(str(e) for e in stage.over_seeds(lambda p: p.search_evaluations))
     doc.add(Paragraph(f"Best convolutional student by validation accuracy: {'; '.join(chosen)}"
@@ -165,10 +167,9 @@ def pruning_section(doc: Document, results: RunResults, run_dir: Path) -> None:
 
 
 def attacks_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("5. Attacks: teacher against students"))
-    stage = results.attacks
+    stage = _open(doc, "5. Attacks: teacher against students", results.attacks, StageName.ATTACKS)
     if stage is None:
-        return _not_run(doc, StageName.ATTACKS)
+        return
     r = stage.first
     eps = r.curves[0].eps
     for i, attack in enumerate(dict.fromkeys(c.attack for c in r.curves)):
@@ -192,10 +193,10 @@ CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust err
 
 
 def certification_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("6. Certification: teachers and their students"))
-    stage = results.certification
+    stage = _open(doc, "6. Certification: teachers and their students", results.certification,
+                  StageName.CERTIFICATION)
     if stage is None:
-        return _not_run(doc, StageName.CERTIFICATION)
+        return
     c = stage.first
     doc.add(Paragraph(f"Certificates by the '{c.method}' bound in {c.dtype} on {c.n} test points; "
                       f"input set: L∞ ball of radius ε={c.eps:g} "
@@ -262,10 +263,9 @@ def _exact(stage: StageResults[CertificationResults], seed: int) -> ExactResults
 
 
 def improvement_section(doc: Document, results: RunResults, run_dir: Path) -> None:
-    doc.add(Heading("7. Improving the robust student"))
-    stage = results.improvement
+    stage = _open(doc, "7. Improving the robust student", results.improvement, StageName.IMPROVEMENT)
     if stage is None:
-        return _not_run(doc, StageName.IMPROVEMENT)
+        return
     r = stage.first
     doc.add(seed_table("Table 8.22", f"Ways to a robust shallow student ({r.spec}), certified at ε={r.eps:g} "
                        f"({r.dtype}).", ["variant", "clean acc", "PGD acc at ε", "certified acc",

@@ -19,13 +19,13 @@ from collections import deque
 from typing import Any, Protocol
 
 from shallowcert.errors import UserError
-from shallowcert.study.jobs import JobCall, execute
+from shallowcert.study.jobs import JobCall, JobRecord, execute
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("ray", "local")
 RETRIES = 3
-Finished = tuple[JobCall, dict[str, Any]]
+Finished = tuple[JobCall, JobRecord]
 
 
 class Executor(Protocol):
@@ -66,7 +66,7 @@ class LocalExecutor:
         self._queue.clear()
 
 
-def _remote_execute(call: JobCall) -> dict[str, Any]:
+def _remote_execute(call: JobCall) -> JobRecord:
     return execute(call)
 
 

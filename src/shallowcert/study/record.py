@@ -28,6 +28,13 @@ class RecordError(ValueError):
     """A JSON object that does not have the layout of the record read from it."""
 
 
+class Key(str, enum.Enum):
+    """A string enum whose members are keys in files and names: each prints as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 _HINTS: dict[type, dict[str, Any]] = {}
 
 

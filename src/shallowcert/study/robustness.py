@@ -101,7 +101,8 @@ def robustness_row(ctx: StageContext, model: nn.Module, *, name: str, spec: str,
     return RobustnessRow(name=name, spec=spec, n=verdict.n, clean_accuracy=verdict.clean_accuracy,
                          certified_accuracy=verdict.certified_accuracy, robust_error_bound=verdict.robust_error_bound,
                          mean_radius=area.mean_radius, mean_true_label_radius=area.mean_true_label_radius,
-                         median_radius=area.summary()["median_radius"], radius_search=RadiusSearch.from_json(radii.summary()),
+                         median_radius=area.summary()["median_radius"],
+                         radius_search=RadiusSearch.from_json(radii.summary()),
                          figure=figure, radii=table, pgd=PgdCurve(sweep.eps, sweep.robust_accuracy))
 
 

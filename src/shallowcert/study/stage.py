@@ -6,12 +6,11 @@ become the stage's results for one seed.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from shallowcert.study.record import R, Record
+from shallowcert.study.record import Key, R, Record
 
 if TYPE_CHECKING:
     from shallowcert.study.context import StageContext
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from shallowcert.study.jobs import Job
 
 
-class StageName(str, enum.Enum):
+class StageName(Key):
     """The study's stages, in order (thesis chapter 8); the value names its directory."""
 
     TEACHER = "teacher"
@@ -29,9 +28,6 @@ class StageName(str, enum.Enum):
     ATTACKS = "attacks"
     CERTIFICATION = "certification"
     IMPROVEMENT = "improvement"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class JobResults:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shallowcert.bounds import AffineMap, affine_step, relu_step
+from shallowcert.bounds import AffineMap, as_affine, as_relu
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.subdomain import SubdomainBounder, per_disjunct_max
@@ -59,10 +59,10 @@ class MilpSolver:
         self.model, self.prop, self.bounder = model, prop, bounder
         steps, positions = bounder.network.steps, bounder.network.relu_positions
         edges = [-1, *positions, len(steps)]
-        sizes = [math.prod(affine_step(steps[0]).in_shape)] + [math.prod(relu_step(steps[p]).shape) for p in positions]
+        sizes = [math.prod(as_affine(steps[0]).in_shape)] + [math.prod(as_relu(steps[p]).shape) for p in positions]
         self.available = all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self._stretches = [([affine_step(s) for s in steps[a + 1:b]],
-                            bounder.network.input_shape if a < 0 else relu_step(steps[a]).shape)
+        self._stretches = [([as_affine(s) for s in steps[a + 1:b]],
+                            bounder.network.input_shape if a < 0 else as_relu(steps[a]).shape)
                            for a, b in zip(edges, edges[1:])]
         self.lower = prop.lower.flatten().double().cpu().numpy()
         self.upper = prop.upper.flatten().double().cpu().numpy()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.bounds import (BoundOptions, Network, back_substitute, concretize, read_network, relax,
-                                relaxed_bound, relu_step, states_of, unstable_mask)
+from shallowcert.bounds import (BoundOptions, Network, as_relu, back_substitute, concretize, read_network, relax,
+                                relaxed_bound, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
@@ -74,7 +74,7 @@ class SubdomainBounder:
             centre = model((self.prop.lower + self.prop.upper).unsqueeze(0) / 2)
         scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
         self.margin = float(rounding_margin(scale)[0])
-        self.shapes = [relu_step(self.network.steps[p]).shape for p in self.network.relu_positions]
+        self.shapes = [as_relu(self.network.steps[p]).shape for p in self.network.relu_positions]
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         """States of ``count`` copies of the whole box (nothing split)."""

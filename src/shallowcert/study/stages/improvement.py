@@ -14,7 +14,6 @@ variant (``variant-<i>``, ``i`` its place in that order), then its certification
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +23,7 @@ from shallowcert.distill import DistillMethod, distill_student
 from shallowcert.study.context import History, ModelRow, StageContext, TrainingConfig
 from shallowcert.study.costs import CostModel
 from shallowcert.study.jobs import Job
-from shallowcert.study.record import Record
+from shallowcert.study.record import Key, Record
 from shallowcert.study.robustness import RobustnessRow, certify_job, train_robust
 from shallowcert.study.stage import JobResults, Stage, StageName
 from shallowcert.training import build_seeded
@@ -42,7 +41,7 @@ class ImprovementConfig(Record):
     training: TrainingConfig
 
 
-class Variant(str, enum.Enum):
+class Variant(Key):
     """The ways to a robust student, in table order; the value is the key results carry."""
 
     LOGITS = "logits"
@@ -50,9 +49,6 @@ class Variant(str, enum.Enum):
     RETRAINED = "retrained"
     SCRATCH = "scratch"
     ADVERSARIAL = "adversarial"
-
-    def __str__(self) -> str:
-        return self.value
 
     def label(self, section: ImprovementConfig) -> str:
         """The name the report shows."""

@@ -92,8 +92,8 @@ def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:
 
 
 def collect(ctx: StageContext, results: JobResults) -> TeacherResults:
-    return TeacherResults(results.get("teacher", TeacherRow),
-                          [results.get(model_name("control", spec), ControlRow) for _, spec in ctx.config.students.specs()])
+    controls = [results.get(model_name("control", spec), ControlRow) for _, spec in ctx.config.students.specs()]
+    return TeacherResults(results.get("teacher", TeacherRow), controls)
 
 
 STAGE = Stage(StageName.TEACHER, "Teacher and hard-label controls", ("teacher", "students"), jobs, collect,
