@@ -159,7 +159,7 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: Bounder, *, dead
         if falsify_every and stats["rounds"] % falsify_every == 0 and len(queue):
             weakest = torch.argsort(queue.priority)[:32]
             found = falsify(model, prop, steps=20, restarts=0, starts=queue.corner[weakest],
-                            seed=seed + stats["rounds"], deadline=deadline)
+                            seed=seed + stats["rounds"], deadline=deadline, disjuncts=queue.open[weakest])
             if found is not None:
                 return BabOutcome("sat", found, _final(stats, queue))
     return BabOutcome("unsat", stats=_final(stats, queue))

@@ -1,11 +1,13 @@
 """``verify``: the complete verifier, an orchestration of cheap steps first under one time limit.
 
-1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD; a
-   re-checked counterexample answers ``sat``.
+1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD against
+   every disjunct; a re-checked counterexample answers ``sat``.
 2. **Incomplete bounds** on the whole box (``method``: crown, then alpha-crown with
    optimised intermediate slopes when ``method="alpha-crown"``, the default): every
    disjunct proved above the rounding margin answers ``unsat``. The intermediate bounds
-   of the last one are those branch and bound keeps.
+   of the last one are those branch and bound keeps. Then a longer PGD with restarts
+   (:func:`shallowcert.verify.falsify.attack`, at most ``ATTACK_SHARE`` of the time) against
+   the disjuncts the bounds left open.
 3. **Branch and bound** (:mod:`shallowcert.verify.bab`) over ReLU splits, each subdomain
    bounded by beta-CROWN on the whole box's intermediate bounds
    (:mod:`shallowcert.verify.beta`), with periodic falsification; its fully split
@@ -34,7 +36,7 @@ from shallowcert.device import resolve_device
 from shallowcert.errors import UserError
 from shallowcert.verify.bab import branch_and_bound
 from shallowcert.verify.beta import SplitBounder
-from shallowcert.verify.falsify import Counterexample, falsify
+from shallowcert.verify.falsify import Counterexample, attack, falsify
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.property import Property
 from shallowcert.verify.result import Status, VerificationResult
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 VERIFY_METHODS = ("crown", "alpha-crown")
 MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
+ATTACK_SHARE = 0.1  # of the time limit, at most, for the attack between the whole-box bounds and branching
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
@@ -82,7 +85,7 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         outputs = network(prop.lower.unsqueeze(0))
     if outputs.shape[1:] != (prop.outputs,):
         raise UserError(f"the property is written over {prop.outputs} outputs, the model has {outputs.shape[1]}")
-    found = falsify(network, prop, steps=30, restarts=8, seed=seed, deadline=deadline)
+    found = falsify(network, prop, steps=30, restarts=2, seed=seed, deadline=deadline)
     if found is not None:
         return result("sat", "attack", found)
     bounder = SubdomainBounder(network, prop, method="crown")
@@ -95,6 +98,10 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         root = bounder.bound_domains(bounder.free_states(1))
         if bool(root.verified.all()):
             return result("unsat", "bounds")
+    found = attack(network, prop, deadline=min(deadline, time.monotonic() + ATTACK_SHARE * timeout),
+                   seed=seed + 1, steps=50, restarts=4, rounds=2, disjuncts=~root.proved[0])
+    if found is not None:
+        return result("sat", "attack", found)
     milp = MilpSolver(network, prop, bounder)
     small = stats["unstable"] <= milp_unstable and milp.available
     if time.monotonic() >= deadline:

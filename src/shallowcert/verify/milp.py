@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from torch import nn
 
 from shallowcert.bounds import AffineMap, as_affine, as_relu
@@ -106,6 +104,7 @@ class MilpSolver:
         part = self.prop.unsafe[k]
         matrix, bound = part.matrix.double().cpu().numpy(), part.bound.double().cpu().numpy()
         problem, scale = self._program(pre, known, matrix, bound)
+        from scipy.optimize import milp  # scipy costs a second at start-up; most runs never get here
         c, constraints, variable_bounds, integrality = problem
         result = milp(c, constraints=constraints, bounds=variable_bounds, integrality=integrality,
                       options={"time_limit": max(seconds, 0.1), "disp": False})
@@ -121,7 +120,8 @@ class MilpSolver:
             found = counterexample(self.model, self.prop, x)
             if found is None:
                 found = falsify(self.model, self.prop, steps=30, restarts=0, step=0.02, starts=x,
-                                deadline=time.monotonic() + max(seconds, 0.1))
+                                deadline=time.monotonic() + max(seconds, 0.1),
+                                disjuncts=torch.arange(len(self.prop.unsafe)) == k)
             if found is not None:
                 return "sat", found
         return "unknown", None
@@ -129,6 +129,8 @@ class MilpSolver:
     def _program(self, pre: list[tuple[np.ndarray, np.ndarray]], known: list[np.ndarray], matrix: np.ndarray,
                  bound: np.ndarray) -> tuple[tuple[Any, ...], float]:
         """``(c, constraints, bounds, integrality)`` of the disjunct's program and the margin's scale."""
+        from scipy.optimize import Bounds, LinearConstraint
+        from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
         sizes = [self.lower.size] + [lo.size for lo, _ in pre]
         unstable = [(known_j == 0) & (lo < 0) & (up > 0) for (lo, up), known_j in zip(pre, known)]
         binaries = [int(u.sum()) for u in unstable]
