@@ -18,6 +18,7 @@ from shallowcert.bounds import METHODS as BOUND_METHODS
 from shallowcert.data import DATASETS
 from shallowcert.errors import UserError
 from shallowcert.models.spec import expand
+from shallowcert.robust import DEFAULT_PROJECTIONS, TRAIN_METHODS
 from shallowcert.study.context import DataConfig
 from shallowcert.study.presets import PRESETS
 from shallowcert.study.record import Record
@@ -103,7 +104,9 @@ SCHEMA: Schema = {
         "teacher_spec": Field("str", "cert-teacher"),
         "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
         "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
-        "train_method": Field("str", "dual", one_of(*BOUND_METHODS)),
+        "train_method": Field("str", "dual", one_of(*TRAIN_METHODS), "certified training: a bound method, "
+                              "dual-projected (random projections), crown-ibp (with the ramps of Zhang et al.)"),
+        "projections": Field("int", DEFAULT_PROJECTIONS, at_least(1), "Cauchy projections of dual-projected"),
         "method": Field("str", "dual", one_of(*BOUND_METHODS), "bound used for certificates"),
         "warmup_epochs": Field("int", 2, at_least(0)),
         "teacher_training": _training(10),
