@@ -21,6 +21,7 @@ from shallowcert.report.document import Claim, Code, Document, Figure, Heading, 
 from shallowcert.report.exact_gap import HEADERS as GAP_HEADERS
 from shallowcert.report.exact_gap import ExactPoints, gap_row, plot_exact_gap, shown_models
 from shallowcert.report.results import RunResults, StageResults
+from shallowcert.report.stats import signed
 from shallowcert.study.record import Record
 from shallowcert.study.runner import RunFacts
 from shallowcert.study.stage import StageName
@@ -276,11 +277,29 @@ def improvement_section(doc: Document, results: RunResults, run_dir: Path) -> No
     learning_curves(doc, stage, run_dir, lambda res: res.models, lambda row: row.name)
 
 
-def claims_section(doc: Document, claims: list[Claim]) -> None:
+CLAIM_HEADERS = ["claim", "verdict", "effect (95% interval)", "test", "n"]
+
+
+def claims_section(doc: Document, claims: list[Claim], caveats: list[str]) -> None:
+    """The caveats first, then the claims as a table (claim, verdict, effect with its interval,
+    test, n), then each claim's evidence."""
     doc.add(Heading("Claims of the study, checked on this run"))
+    for caveat in caveats:
+        doc.add(Paragraph(f"**Caveat.** {caveat}"))
+    rows = []
     for i, claim in enumerate(claims, 1):
-        test = f" Test: {claim.test}." if claim.test else ""
-        doc.add(Paragraph(f"{i}. {claim.statement} — **{claim.verdict}**.{test} {claim.evidence}"))
+        effect = claim.effect
+        rows.append([f"{i}. {claim.statement}", claim.verdict,
+                     "–" if effect is None else f"{signed(effect.estimate)} [{signed(effect.low)}, {signed(effect.high)}]",
+                     claim.test or "–",
+                     "–" if effect is None else f"{effect.seeds} seed{'s' if effect.seeds != 1 else ''} × "
+                                                f"{effect.points:,} points"])
+    doc.add(Table("Table C.1", "The claims, each decided on this run; effect: the paired difference the test decides on (the "
+                  "mean over the comparisons for a claim over several models).", CLAIM_HEADERS,
+                  rows))
+    doc.add(Heading("Evidence for each claim", level=3))
+    for i, claim in enumerate(claims, 1):
+        doc.add(Paragraph(f"{i}. **{claim.verdict}**. {claim.evidence}"))
 
 
 def run_facts_section(doc: Document, run: RunFacts | None) -> None:

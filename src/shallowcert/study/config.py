@@ -41,6 +41,7 @@ class StudyConfig(Record):
 
     name: str
     seeds: list[int]
+    trial: bool
     data: DataConfig
     teacher: TeacherConfig
     students: StudentsConfig
@@ -65,6 +66,8 @@ SCHEMA: Schema = {
     "name": Field("str", "study"),
     "seeds": Field("list[int]", [0], all_of(non_empty, at_least(0)),
                    "training seeds: every stage runs once per seed"),
+    "trial": Field("bool", False, None, "sizes for trying the pipeline: the report says its verdicts are not "
+                   "evidence"),
     "data": {
         "dataset": Field("str", "fashion-mnist", one_of(*DATASETS)),
         "split_seed": Field("int", 0, at_least(0), "seed of the validation split and the transfer set's "

@@ -41,6 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "name": "quick",
         "seeds": [0, 1],
+        "trial": True,
         "data": {"dataset": "fashion-mnist", "train_limit": 12000, "val_size": 2000, "transfer_limit": 24000},
         "teacher": {"spec": "teacher-svhn:16-16-32-128", "training": {"epochs": 4}},
         "students": {"snn": [32, 256], "scnn1": [4], "scnn2": ["4-8"],
