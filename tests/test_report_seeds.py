@@ -175,3 +175,13 @@ def test_a_trial_config_says_its_verdicts_are_not_evidence() -> None:
     assert caveats(empty, trial=False) == []
     assert caveats(empty, trial=True) == ["This is a trial run: its sizes are for trying the pipeline, and its "
                                           "verdicts are not evidence."]
+
+
+def test_each_teacher_and_its_student_share_one_certification_area_figure(tmp_path: Path) -> None:
+    _, markdown, html = report(synthetic_run(tmp_path, [0, 1]))
+    figure = tmp_path / "figures" / "certification-areas.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Figure 8.18](figures/certification-areas.png)" in markdown
+    section = markdown.split("## 6. Certification")[1]
+    assert section.index("Figure 8.18") < section.index("Figure 8.19")
+    assert "alt='Figure 8.18'" in html

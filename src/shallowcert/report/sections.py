@@ -20,7 +20,8 @@ from shallowcert.report.curves import HasHistory, plot_learning_curves, stage_cu
 from shallowcert.report.document import Claim, Code, Document, Figure, Heading, Paragraph, Table
 from shallowcert.report.exact_gap import HEADERS as GAP_HEADERS
 from shallowcert.report.exact_gap import ExactPoints, gap_row, plot_exact_gap, shown_models
-from shallowcert.report.results import RunResults, StageResults
+from shallowcert.report.areas import PAIRS, plot_area_pairs
+from shallowcert.report.results import RunResults, StageResults, radii_columns
 from shallowcert.report.stats import signed
 from shallowcert.study.record import Record
 from shallowcert.study.runner import RunFacts
@@ -212,6 +213,7 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
                        f"{c.train_method} bounds, ε={c.eps:g}) and its distilled student.", CERT_HEADERS,
                        _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("robust")]))))
+    area_pairs(doc, stage, run_dir)
     for i, m in enumerate(c.models):
         _stage_figure(doc, stage, f"Figure 8.{19 + i}", f"Certification area of {m.name}: radii sorted, coloured "
                       "by the running accuracy.", m.figure)
@@ -221,6 +223,26 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
                        _per_seed(stage, lambda r: [[m.name, *m.pgd.robust_accuracy] for m in r.models])))
     exact_gap(doc, stage, run_dir)
     learning_curves(doc, stage, run_dir, lambda r: r.models, lambda row: row.name)
+
+
+def area_pairs(doc: Document, stage: StageResults[CertificationResults], run_dir: Path) -> None:
+    """Figure 8.18: each teacher's certification area overlaid with its student's (:mod:`shallowcert.report.areas`)."""
+    radii = {name: [radii_columns(stage, seed, _model(stage, seed, name), ["radius"])[0] for seed in stage.seeds]
+             for pair in PAIRS for name in pair}
+    path = run_dir / "figures" / "certification-areas.png"
+    plot_area_pairs(radii, path, eps=stage.first.eps)
+    doc.add(Figure("Figure 8.18", f"Certification areas overlaid: each certification teacher and the student "
+                   f"distilled from it, certified radii of the predicted class on the same {stage.first.n} test points "
+                   f"sorted in decreasing order ('{stage.first.method}' bound, {stage.first.dtype}); the area under a "
+                   f"curve is the mean radius; dotted: ε={stage.first.eps:g}; {len(stage.seeds)} seed(s), the first "
+                   "solid.", path))
+
+
+def _model(stage: StageResults[CertificationResults], seed: int, name: str) -> CertifiedRow:
+    found = [m for m in stage.by_seed[seed].models if m.name == name]
+    if len(found) != 1:
+        raise UserError(f"{stage.name}: seed {seed} has {len(found)} models named '{name}'")
+    return found[0]
 
 
 def exact_gap(doc: Document, stage: StageResults[CertificationResults], run_dir: Path) -> None:
