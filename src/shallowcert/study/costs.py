@@ -1,7 +1,8 @@
 """Cost estimates of the study's jobs, in seconds on one CPU thread, for ``--plan`` and the
 progress bar's remaining time.
 
-The units are measured on this machine, on one thread, best of a few random batches of 64:
+The units are measured on this machine, on one thread, in CPU time (unaffected by other work
+on a shared machine), best of a few random batches of 64:
 the time of one training step (forward + backward + Adam) per example of each
 architecture, and, per architecture and bound method, of one certified-training step
 (the bound-based loss, backward, Adam) and of one float64 bound evaluation. A job's
@@ -53,15 +54,17 @@ _BATCH, _REPEATS = 64, 3
 
 
 def _per_example(step: Callable[[], None]) -> float:
-    """Best of :data:`_REPEATS` timed calls of ``step`` (after one warm-up), per example, on one thread."""
+    """Best of :data:`_REPEATS` timed calls of ``step`` (after one warm-up), per example, on one
+    thread, in CPU seconds of this process: other work on a shared machine slows the wall
+    clock, not the CPU time, so the plan does not depend on the load it was made under."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         best = float("inf")
         for _ in range(_REPEATS + 1):
-            start = time.perf_counter()
+            start = time.process_time()
             step()
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.process_time() - start)
     finally:
         torch.set_num_threads(threads)
     return best / _BATCH
