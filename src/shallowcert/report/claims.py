@@ -57,6 +57,11 @@ def _one(rows: Sequence[Row], keep: Callable[[Row], bool], what: str) -> Row:
     return found[0]
 
 
+def _with(rows: Sequence[Row], key: str, value: str) -> Row:
+    """The one row of ``rows`` whose attribute ``key`` is ``value``."""
+    return _one(rows, lambda r: getattr(r, key) == value, f"{key} {value}")
+
+
 def _accuracy_comparison(label: str, a: np.ndarray, b: np.ndarray, *, what: str) -> tuple[bool | None, str]:
     """The bootstrap interval decides "A more accurate than B"; McNemar's pooled test is quoted."""
     interval = paired_bootstrap(a, b)
@@ -259,9 +264,9 @@ def caveats(results: RunResults, *, trial: bool) -> list[str]:
         found.append("This is a trial run: its sizes are for trying the pipeline, and its verdicts are not evidence.")
     teacher = results.teacher
     if teacher is not None:
-        accuracy = float(np.mean(teacher.over_seeds(lambda r: r.teacher.test_accuracy)))
-        controls = {c.spec: float(np.mean(teacher.over_seeds(lambda r, spec=c.spec: _one(
-            r.controls, lambda row: row.spec == spec, f"spec {spec}").test_accuracy))) for c in teacher.first.controls}
+        accuracy = float(np.mean([r.teacher.test_accuracy for r in teacher.by_seed.values()]))
+        controls = {c.spec: float(np.mean([_with(r.controls, "spec", c.spec).test_accuracy
+                                           for r in teacher.by_seed.values()])) for c in teacher.first.controls}
         beaten = {spec: acc for spec, acc in controls.items() if acc >= accuracy}
         if beaten:
             found.append(f"The teacher (test accuracy {accuracy:.4f}, mean over seeds) does not beat every hard-label "
@@ -274,8 +279,8 @@ def caveats(results: RunResults, *, trial: bool) -> list[str]:
         chance = 1.0 / (int(labels.max()) + 1)  # classes: the labels seen on the certified points
         floor = chance + CHANCE_FRACTION * (1.0 - chance)
         for name in ("teacher-normal", "teacher-robust"):
-            accuracy = float(np.mean(certification.over_seeds(lambda r, name=name: _one(
-                r.models, lambda row: row.name == name, f"name {name}").clean_accuracy)))
+            accuracy = float(np.mean([_with(r.models, "name", name).clean_accuracy
+                                      for r in certification.by_seed.values()]))
             if accuracy < floor:
                 found.append(f"The certification {name.replace('-', ' ')} sits near chance: clean accuracy "
                              f"{accuracy:.4f} (mean over seeds; chance {chance:.2f}), below {floor:.2f}; its "

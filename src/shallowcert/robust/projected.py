@@ -104,9 +104,10 @@ def intermediate_relaxations(network: Network, lower: torch.Tensor, upper: torch
     relaxations: dict[int, Relaxation] = {}
     start = 0
     for position in network.relu_positions:
-        for step in network.steps[start:position]:
-            centre = step.apply(centre) if step.bias is None else step.apply(centre) + step.bias
-            columns.apply(step)
+        for step in network.steps[start:position]:  # affine maps only: the ReLUs are the positions
+            if isinstance(step, AffineMap):
+                centre = step.apply(centre) if step.bias is None else step.apply(centre) + step.bias
+                columns.apply(step)
         spread = columns.spread()
         bounds[position] = (centre - spread, centre + spread)
         relaxation = relax(*bounds[position], lower_slope="dual")
