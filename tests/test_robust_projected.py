@@ -53,7 +53,7 @@ def _relative_errors(projections: int, *, seeds: int = 3) -> tuple[float, float]
         for position, (exact_lower, exact_upper) in exact.items():
             spread = (exact_upper - exact_lower) / 2
             estimate = (estimated[position][1] - estimated[position][0]) / 2
-            errors.append(((estimate - spread).abs() / spread).mean())
+            errors.append(((estimate - spread).abs() / spread).mean().detach())
         first_errors.append(float(errors[0]))
         all_errors.append(float(torch.stack(errors).mean()))
     return sum(first_errors) / seeds, sum(all_errors) / seeds
