@@ -185,3 +185,12 @@ def test_each_teacher_and_its_student_share_one_certification_area_figure(tmp_pa
     section = markdown.split("## 6. Certification")[1]
     assert section.index("Figure 8.18") < section.index("Figure 8.19")
     assert "alt='Figure 8.18'" in html
+
+
+def test_the_report_names_the_robust_training_method(tmp_path: Path) -> None:
+    from shallowcert.report.sections import training_method
+
+    data, _, _ = report(synthetic_run(tmp_path, [0]))  # the synthetic run trained with ibp
+    assert "Wong & Kolter robust loss with ibp bounds" in table(data, "Table 8.20")["caption"]
+    assert "Zhang et al. 2020" in training_method("crown-ibp") and "β from 1 to 0" in training_method("crown-ibp")
+    assert "random projections" in training_method("dual-projected")

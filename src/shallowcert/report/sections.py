@@ -194,6 +194,16 @@ CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust err
                 "average radius, true label"]
 
 
+def training_method(method: str) -> str:
+    """How the robust models were trained, in words (:mod:`shallowcert.robust`)."""
+    if method == "crown-ibp":
+        return ("CROWN-IBP with the ramps of Zhang et al. 2020: ε from 0, natural-loss weight κ and CROWN-IBP "
+                "weight β from 1 to 0, then IBP")
+    if method == "dual-projected":
+        return "Wong & Kolter robust loss, dual bound with random projections of its ℓ1 terms (Wong et al. 2018)"
+    return f"Wong & Kolter robust loss with {method} bounds"
+
+
 def certification_section(doc: Document, results: RunResults, run_dir: Path) -> None:
     stage = _open(doc, "6. Certification: teachers and their students", results.certification,
                   StageName.CERTIFICATION)
@@ -209,8 +219,8 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
     doc.add(seed_table("Table 8.19", "Normally trained certification teacher and its distilled student.",
                        CERT_HEADERS, _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("normal")]))))
-    doc.add(seed_table("Table 8.20", f"Robustly trained teacher (Wong & Kolter robust loss with "
-                       f"{c.train_method} bounds, ε={c.eps:g}) and its distilled student.", CERT_HEADERS,
+    doc.add(seed_table("Table 8.20", f"Robustly trained teacher ({training_method(c.train_method)}, ε={c.eps:g}) "
+                       "and its distilled student.", CERT_HEADERS,
                        _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("robust")]))))
     area_pairs(doc, stage, run_dir)
