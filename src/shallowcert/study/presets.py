@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "attacks": {"eps": [0.0, 0.05, 0.1, 0.2], "steps": 10, "points": 200},
         "certification": {"teacher_spec": "cert-teacher:8-16-16-32-64", "eps": 0.05, "train_method": "crown-ibp",
                           "warmup_epochs": 2, "points": 100, "teacher_training": {"epochs": 3},
-                          "robust_training": {"epochs": 3}, "student_training": {"epochs": 3},
+                          "robust_training": {"epochs": 6}, "student_training": {"epochs": 3},
                           "radius_rtol": 0.02, "pgd_eps": [0.0, 0.05, 0.1], "exact_points": 8,
                           "exact_time_limit": 2.0},
         "improvement": {"retrain_epochs": 2, "adversarial_steps": 3, "adversarial_eps": 0.05,
