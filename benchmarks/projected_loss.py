@@ -6,7 +6,8 @@ same model and ε, one thread, float32, inputs clipped to [0, 1] on both sides
 step (loss forward + backward; the weights are not changed, so every side sees the same model)
 of:
 
-* the exact loss: our ``robust_loss(method="dual")`` and ``convex_adversarial.robust_loss``;
+* the exact loss: our ``robust_loss(method="dual-exact")`` (the dual network the projections
+  estimate, equal to convex_adversarial's) and ``convex_adversarial.robust_loss``;
 * the projected loss at each ``--projections`` k: our ``projected_robust_loss`` and
   ``convex_adversarial.robust_loss(..., proj=k, norm_type="l1_median")``;
 
@@ -60,7 +61,7 @@ def timed_step(model: torch.nn.Module, loss_of: Loss, x: torch.Tensor, y: torch.
 def sides(eps: float, projections: list[int]) -> dict[str, Loss]:
     """Every loss timed, by name: the two exact ones, then ours and theirs at each k."""
     found: dict[str, Loss] = {
-        "shallowcert exact": lambda m, x, y: robust_loss(m, x, y, eps, method="dual", domain=DOMAIN).loss,
+        "shallowcert exact": lambda m, x, y: robust_loss(m, x, y, eps, method="dual-exact", domain=DOMAIN).loss,
         "convex_adversarial exact": lambda m, x, y: ca_robust_loss(m, eps, x, y, bounded_input=True)[0],
     }
     for k in projections:

@@ -149,11 +149,11 @@ def _resampled_means(difference: np.ndarray, levels: str, rng: np.random.Generat
     seeds, n = difference.shape
     if levels == "pooled":
         flat = difference.ravel()
-        return flat[rng.integers(0, flat.size, size=(count, flat.size))].mean(axis=1)
+        return np.asarray(flat[rng.integers(0, flat.size, size=(count, flat.size))].mean(axis=1))
     points = rng.integers(0, n, size=(count, n))
     per_seed = difference[:, points].mean(axis=2)  # (S, count): each seed's mean over the drawn points
     weights = rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=count) / seeds  # (count, S) drawn seeds
-    return (weights * per_seed.T).sum(axis=1)
+    return np.asarray((weights * per_seed.T).sum(axis=1))
 
 
 def paired_bootstrap(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float], *, level: float = 0.95,

@@ -21,7 +21,8 @@ source adds ``diag(t_i / 2) R_i`` to the columns already pushed to layer ``i``, 
 median of the columns' absolute values at layer ``m`` estimates the whole ``spread_m``. The
 cost is ``k`` forward passes of the linear network per example, whatever the input size and
 depth. With ``projections=None`` the columns are identity blocks instead and the spread is
-their exact absolute sum (the exact dual; costly, for reference).
+their exact absolute sum (the exact dual network, the engine's ``dual-exact``; costly, for
+reference).
 
 The final rows ``spec · f(x)`` are bounded exactly (back-substitution with the relaxations
 above, :mod:`shallowcert.bounds.backward`), as Wong et al. do. The estimated intermediate bounds
