@@ -38,6 +38,7 @@ class Knobs:
     student_radius_gain: float = 0.0     # student-normal mean radius minus teacher-normal's
     epochs: int = 3
     same_predictions: bool = False       # distilled students copy their control point by point
+    robust_teacher_accuracy: float = 0.8  # clean accuracy of the robust certification teacher
 
 
 class SyntheticRun:
@@ -115,7 +116,8 @@ class SyntheticRun:
         base = 0.02
         radii = {"teacher-normal": base, "teacher-robust": 3 * base, "student-normal": base + k.student_radius_gain,
                  "student-robust": base}
-        models = [self.certified_model("certification", seed, name, radius).extend(
+        models = [self.certified_model("certification", seed, name, radius, accuracy=(
+            k.robust_teacher_accuracy if name == "teacher-robust" else 0.8)).extend(
             CertifiedRow, history=self.history(seed)) for name, radius in radii.items()]
         certification = CertificationResults(EPS, "crown", "float64", [0.0, 1.0], POINTS, "ibp", models, None)
         variants = []

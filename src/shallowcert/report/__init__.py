@@ -18,7 +18,7 @@ from typing import Any
 
 from shallowcert import atomic
 from shallowcert.errors import UserError
-from shallowcert.report.claims import check_claims
+from shallowcert.report.claims import caveats, check_claims
 from shallowcert.report.document import Document, Table
 from shallowcert.report.render import to_html, to_markdown
 from shallowcert.report.results import RunResults, read_results, read_run_facts
@@ -61,7 +61,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     name = run.config.name if run else root.name
     doc = Document(f"shallowcert study '{name}': can a deep network be taken into shallow waters?")
     claims = check_claims(results)
-    claims_section(doc, claims)
+    claims_section(doc, claims, caveats(results, trial=run.config.trial if run else False))
     for section in SECTIONS:
         section(doc, results, root)
     run_facts_section(doc, run)
@@ -73,7 +73,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     atomic.write_text(paths["html"], to_html(doc))
     atomic.write_json(paths["json"], {
         "claims": [{"statement": c.statement, "holds": c.holds, "verdict": c.verdict, "test": c.test,
-                    "evidence": c.evidence} for c in claims],
+                    "evidence": c.evidence,
+                    "effect": None if c.effect is None else {"estimate": c.effect.estimate, "low": c.effect.low,
+                                                             "high": c.effect.high, "seeds": c.effect.seeds,
+                                                             "points": c.effect.points}} for c in claims],
         "tables": [{"label": t.label, "caption": t.caption, "headers": t.headers,
                     "rows": [[_json_value(v) for v in row] for row in t.rows]} for t in doc.tables()],
     })

@@ -1,21 +1,29 @@
 """The thesis' conclusions, each decided on this run's numbers by an explicit test.
 
-Every comparison is paired: both models are evaluated on the same test points (and, with
-several seeds, the outcomes of all seeds are pooled), see :mod:`shallowcert.report.stats`.
+Every comparison is paired: both models are evaluated on the same test points, and with
+several seeds on the same points again; seeds and points are both sources of variance, so
+every claim is decided by the two-level (seeds, then points) bootstrap 95% interval of
+:mod:`shallowcert.report.stats`:
 
-* Accuracy comparisons (distillation vs control, temperature vs logits, certified accuracy)
-  are decided by McNemar's exact test (p < 0.05 with the sign of the effect); the paired
-  bootstrap 95% interval of the accuracy difference is quoted beside it.
-* Radius comparisons are decided by the paired bootstrap 95% interval of the mean radius
-  difference (it must exclude zero).
-* The pruning claim (test drop at most 1 point) holds when the whole interval of the drop
-  lies at or below 0.01 and fails when it lies above.
-* A claim over several models (one comparison per student) holds when more than half of
-  its comparisons hold, fails when more than half fail.
+* accuracy comparisons (distillation vs control, temperature vs logits, certified accuracy)
+  hold when the interval of the accuracy difference lies above 0 and fail when it lies below
+  (McNemar's exact test, which pools the seeds, is quoted beside it);
+* radius comparisons alike, on the mean radius difference;
+* the pruning claim (test drop at most 1 point) holds when the whole interval of the drop
+  lies at or below 0.01 and fails when it lies above;
+* a claim over several models (one comparison per student) holds when more than half of
+  its comparisons hold, fails when more than half fail; its effect is the mean difference
+  over the comparisons, with its own interval.
 
-Anything else is *undecided (difference within noise)*; a claim is also undecided when a
-stage is missing. Accuracies are test accuracies; choices between models (the best
-temperature) are made on validation accuracy averaged over seeds, as a user would.
+Anything else is *undecided (difference within noise)*, and says the effect seen and roughly
+how many seeds or points would decide it (:func:`shallowcert.report.stats.decision_size`); a
+claim is also undecided when a stage is missing. Accuracies are test accuracies; choices
+between models (the best temperature) are made on validation accuracy averaged over seeds,
+as a user would.
+
+:func:`caveats` lists what makes the verdicts weak whatever they say: a teacher no more
+accurate than one of its hard-label controls, a certification teacher near chance (clean
+accuracy less than halfway from chance to 1), a config marked as a trial.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ import numpy as np
 from shallowcert.errors import UserError
 from shallowcert.report.document import Claim, spread_text
 from shallowcert.report.results import RunResults, common_seeds, correct_per_point, need, radii_columns, stacked
-from shallowcert.report.stats import (decide_interval, decide_mcnemar, describe_interval, describe_mcnemar, majority,
-                                      mcnemar_exact, paired_bootstrap)
+from shallowcert.report.stats import (Interval, decide_interval, describe_interval, describe_mcnemar,
+                                      describe_undecided, majority, mcnemar_exact, paired_bootstrap)
 from shallowcert.study.stage import StageName
 from shallowcert.study.stages.certification import CertifiedRow
 from shallowcert.study.stages.improvement import ImprovementRow, Variant
 
-Verdict = tuple[bool | None, str, str]  # (holds, evidence, test used)
+Verdict = tuple[bool | None, str, str, Interval | None, float]  # holds, evidence, test, effect, its threshold
 WORDS = {True: "holds", False: "does not hold", None: "within noise"}
-MCNEMAR_TEST = "McNemar's exact test on the paired test points (seeds pooled), majority over the comparisons"
+BOOTSTRAP = "two-level bootstrap (seeds, then test points) 95% interval"
+ACCURACY_TEST = f"{BOOTSTRAP} of the paired accuracy difference, majority over the comparisons"
 Row = TypeVar("Row")
 
 
@@ -48,13 +57,18 @@ def _one(rows: Sequence[Row], keep: Callable[[Row], bool], what: str) -> Row:
     return found[0]
 
 
+def _with(rows: Sequence[Row], key: str, value: str) -> Row:
+    """The one row of ``rows`` whose attribute ``key`` is ``value``."""
+    return _one(rows, lambda r: getattr(r, key) == value, f"{key} {value}")
+
+
 def _accuracy_comparison(label: str, a: np.ndarray, b: np.ndarray, *, what: str) -> tuple[bool | None, str]:
-    """McNemar decides "A more accurate than B"; the bootstrap interval shows the size."""
-    test = mcnemar_exact(a, b)
-    holds = decide_mcnemar(test)
+    """The bootstrap interval decides "A more accurate than B"; McNemar's pooled test is quoted."""
     interval = paired_bootstrap(a, b)
+    holds = decide_interval(interval, above=0.0)
     return holds, (f"{label}: {what} {spread_text(a.mean(axis=1))} vs {spread_text(b.mean(axis=1))}; "
-                   f"{describe_mcnemar(test)}; {describe_interval(interval, what='difference')} → {WORDS[holds]}")
+                   f"{describe_interval(interval, what='difference')} → {WORDS[holds]} "
+                   f"({describe_mcnemar(mcnemar_exact(a, b))})")
 
 
 def _summary(verdicts: list[bool | None]) -> str:
@@ -62,10 +76,15 @@ def _summary(verdicts: list[bool | None]) -> str:
             f"{sum(v is False for v in verdicts)} fail, {sum(v is None for v in verdicts)} within noise. ")
 
 
+def _overall(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Interval:
+    """The interval of the mean difference over several comparisons on the same seeds and points."""
+    return paired_bootstrap(np.mean([a for a, _ in pairs], axis=0), np.mean([b for _, b in pairs], axis=0))
+
+
 def distilled_beat_controls(results: RunResults) -> Verdict:
     distillation, teacher = need(results.distillation), need(results.teacher)
     seeds = common_seeds(distillation, teacher)
-    verdicts, details = [], []
+    verdicts, details, pairs = [], [], []
     for first in distillation.first.students:
         spec, transfer = first.spec, first.transfer
         student = stacked([correct_per_point(distillation, s, _one(
@@ -76,12 +95,13 @@ def distilled_beat_controls(results: RunResults) -> Verdict:
         holds, text = _accuracy_comparison(f"{spec} ({transfer})", student, control, what="test accuracy")
         verdicts.append(holds)
         details.append(text)
-    return majority(verdicts), _summary(verdicts) + "; ".join(details), MCNEMAR_TEST
+        pairs.append((student, control))
+    return majority(verdicts), _summary(verdicts) + "; ".join(details), ACCURACY_TEST, _overall(pairs), 0.0
 
 
 def temperature_beats_logits(results: RunResults) -> Verdict:
     stage = need(results.temperature)
-    verdicts, details = [], []
+    verdicts, details, pairs = [], [], []
     for spec in dict.fromkeys(r.spec for r in stage.first.students):
         temperatures = [r.temperature for r in stage.first.students if r.spec == spec and r.temperature is not None]
         val = {t: np.mean(stage.over_seeds(lambda res: _one(
@@ -98,7 +118,8 @@ def temperature_beats_logits(results: RunResults) -> Verdict:
                                            f"{val[best]:.4f}) vs logits", chosen, logits, what="test accuracy")
         verdicts.append(holds)
         details.append(text)
-    return majority(verdicts), _summary(verdicts) + "; ".join(details), MCNEMAR_TEST
+        pairs.append((chosen, logits))
+    return majority(verdicts), _summary(verdicts) + "; ".join(details), ACCURACY_TEST, _overall(pairs), 0.0
 
 
 PRUNING_MARGIN = 0.01
@@ -106,8 +127,8 @@ PRUNING_MARGIN = 0.01
 
 def pruning_keeps_accuracy(results: RunResults) -> Verdict:
     stage = need(results.pruning)
-    test = (f"paired bootstrap 95% interval of the test accuracy drop (before − after), pooled over seeds: holds "
-            f"when it lies at or below {PRUNING_MARGIN}, fails when it lies above")
+    test = (f"{BOOTSTRAP} of the test accuracy drop (before − after): holds when it lies at or below "
+            f"{PRUNING_MARGIN}, fails when it lies above")
     params_before, params_after = stage.over_seeds(lambda p: p.params_before), stage.over_seeds(
         lambda p: p.params_after)
     evidence = (f"parameters {spread_text(params_before)} -> {spread_text(params_after)} "
@@ -119,7 +140,7 @@ def pruning_keeps_accuracy(results: RunResults) -> Verdict:
                 f"{spread_text(stage.over_seeds(lambda p: p.test_accuracy_before))} -> "
                 f"{spread_text(stage.over_seeds(lambda p: p.test_accuracy_after))}")
     if all(b == a for b, a in zip(params_before, params_after)):
-        return None, "no filter could be removed within the tolerance. " + evidence, ""
+        return None, "no filter could be removed within the tolerance. " + evidence, "", None, PRUNING_MARGIN
     before, after = [], []
     for seed in stage.seeds:
         p = stage.by_seed[seed]
@@ -127,10 +148,11 @@ def pruning_keeps_accuracy(results: RunResults) -> Verdict:
         after.append(correct_per_point(stage, seed, p.pruned))
     interval = paired_bootstrap(stacked(before), stacked(after))
     holds = decide_interval(interval, below=PRUNING_MARGIN)
-    return holds, f"{evidence}; {describe_interval(interval, what='test accuracy drop')} → {WORDS[holds]}", test
+    return (holds, f"{evidence}; {describe_interval(interval, what='test accuracy drop')} → {WORDS[holds]}", test,
+            interval, PRUNING_MARGIN)
 
 
-RADIUS_TEST = "paired bootstrap 95% interval of the mean certified-radius difference (test points, seeds pooled)"
+RADIUS_TEST = f"{BOOTSTRAP} of the paired mean certified-radius difference"
 
 
 def _radius_comparison(results: RunResults, larger: str, smaller: str) -> Verdict:
@@ -161,7 +183,7 @@ def _radius_comparison(results: RunResults, larger: str, smaller: str) -> Verdic
                    f"{spread(smaller, true_label)}; clean accuracy "
                    f"{spread(larger, clean, 4)} vs {spread(smaller, clean, 4)}; "
                    f"{describe_interval(interval, what=f'mean radius difference ({larger} − {smaller})', digits=5)}"
-                   f" → {WORDS[holds]}"), RADIUS_TEST
+                   f" → {WORDS[holds]}"), RADIUS_TEST, interval, 0.0
 
 
 def normal_student_larger_area(results: RunResults) -> Verdict:
@@ -180,13 +202,13 @@ def retraining_beats_straight_robust(results: RunResults) -> Verdict:
         for v in variants}
     certified = {v: stacked([radii_columns(stage, s, row, ["certified"])[0] for s, row in zip(stage.seeds, rows[v])])
                  for v in variants}
-    holds, text = _accuracy_comparison("retrained vs from scratch", certified[variants[0]], certified[variants[1]],
-                                       what="certified accuracy at ε")
+    pair = certified[variants[0]], certified[variants[1]]
+    holds, text = _accuracy_comparison("retrained vs from scratch", *pair, what="certified accuracy at ε")
     a, b = rows[variants[0]], rows[variants[1]]
     return holds, (f"{text}; average radius {spread_text([r.mean_radius for r in a], digits=5)} vs "
                    f"{spread_text([r.mean_radius for r in b], digits=5)}; clean accuracy "
                    f"{spread_text([r.clean_accuracy for r in a])} vs {spread_text([r.clean_accuracy for r in b])}"
-                   ), "McNemar's exact test on the paired certified outcomes at ε (seeds pooled)"
+                   ), f"{BOOTSTRAP} of the paired certified-accuracy difference at ε", paired_bootstrap(*pair), 0.0
 
 
 @dataclass(frozen=True)
@@ -213,7 +235,8 @@ CLAIMS: tuple[ClaimCheck, ...] = (
 
 
 def check_claims(results: RunResults) -> list[Claim]:
-    """Every claim of :data:`CLAIMS`, decided on ``results`` (undecided where a stage is missing)."""
+    """Every claim of :data:`CLAIMS`, decided on ``results`` (undecided where a stage is missing);
+    an undecided claim's evidence ends with what would decide it."""
     claims = []
     for check in CLAIMS:
         absent = [s for s in check.stages if results.stage(s) is None]
@@ -221,9 +244,45 @@ def check_claims(results: RunResults) -> list[Claim]:
             claims.append(Claim(check.statement, None, f"stage(s) {', '.join(absent)} not run"))
             continue
         try:
-            holds, evidence, test = check.decide(results)
+            holds, evidence, test, effect, threshold = check.decide(results)
         except UserError as exc:
             claims.append(Claim(check.statement, None, f"cannot be tested: {exc}"))
             continue
-        claims.append(Claim(check.statement, holds, evidence, test))
+        if holds is None and effect is not None:
+            evidence = f"{evidence}. Undecided: {describe_undecided(effect, threshold)}"
+        claims.append(Claim(check.statement, holds, evidence, test, effect))
     return claims
+
+
+CHANCE_FRACTION = 0.5  # a certification teacher is "near chance" below chance + this fraction of (1 - chance)
+
+
+def caveats(results: RunResults, *, trial: bool) -> list[str]:
+    """What weakens every verdict of this run (module docstring), one sentence each."""
+    found = []
+    if trial:
+        found.append("This is a trial run: its sizes are for trying the pipeline, and its verdicts are not evidence.")
+    teacher = results.teacher
+    if teacher is not None:
+        accuracy = float(np.mean([r.teacher.test_accuracy for r in teacher.by_seed.values()]))
+        controls = {c.spec: float(np.mean([_with(r.controls, "spec", c.spec).test_accuracy
+                                           for r in teacher.by_seed.values()])) for c in teacher.first.controls}
+        beaten = {spec: acc for spec, acc in controls.items() if acc >= accuracy}
+        if beaten:
+            found.append(f"The teacher (test accuracy {accuracy:.4f}, mean over seeds) does not beat every hard-label "
+                         "control: " + ", ".join(f"{spec} {acc:.4f}" for spec, acc in beaten.items())
+                         + ". Claims about distillation then say little about distillation.")
+    certification = results.certification
+    if certification is not None:
+        seed = certification.seeds[0]
+        labels = radii_columns(certification, seed, certification.first.models[0], ["label"])[0]
+        chance = 1.0 / (int(labels.max()) + 1)  # classes: the labels seen on the certified points
+        floor = chance + CHANCE_FRACTION * (1.0 - chance)
+        for name in ("teacher-normal", "teacher-robust"):
+            accuracy = float(np.mean([_with(r.models, "name", name).clean_accuracy
+                                      for r in certification.by_seed.values()]))
+            if accuracy < floor:
+                found.append(f"The certification {name.replace('-', ' ')} sits near chance: clean accuracy "
+                             f"{accuracy:.4f} (mean over seeds; chance {chance:.2f}), below {floor:.2f}; its "
+                             "certificates and radii say little about a useful model.")
+    return found

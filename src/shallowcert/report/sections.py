@@ -20,7 +20,9 @@ from shallowcert.report.curves import HasHistory, plot_learning_curves, stage_cu
 from shallowcert.report.document import Claim, Code, Document, Figure, Heading, Paragraph, Table
 from shallowcert.report.exact_gap import HEADERS as GAP_HEADERS
 from shallowcert.report.exact_gap import ExactPoints, gap_row, plot_exact_gap, shown_models
-from shallowcert.report.results import RunResults, StageResults
+from shallowcert.report.areas import PAIRS, plot_area_pairs
+from shallowcert.report.results import RunResults, StageResults, radii_columns
+from shallowcert.report.stats import signed
 from shallowcert.study.record import Record
 from shallowcert.study.runner import RunFacts
 from shallowcert.study.stage import StageName
@@ -192,6 +194,16 @@ CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust err
                 "average radius, true label"]
 
 
+def training_method(method: str) -> str:
+    """How the robust models were trained, in words (:mod:`shallowcert.robust`)."""
+    if method == "crown-ibp":
+        return ("CROWN-IBP with the ramps of Zhang et al. 2020: ε from 0, natural-loss weight κ and CROWN-IBP "
+                "weight β from 1 to 0, then IBP")
+    if method == "dual-projected":
+        return "Wong & Kolter robust loss, dual bound with random projections of its ℓ1 terms (Wong et al. 2018)"
+    return f"Wong & Kolter robust loss with {method} bounds"
+
+
 def certification_section(doc: Document, results: RunResults, run_dir: Path) -> None:
     stage = _open(doc, "6. Certification: teachers and their students", results.certification,
                   StageName.CERTIFICATION)
@@ -207,10 +219,11 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
     doc.add(seed_table("Table 8.19", "Normally trained certification teacher and its distilled student.",
                        CERT_HEADERS, _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("normal")]))))
-    doc.add(seed_table("Table 8.20", f"Robustly trained teacher (Wong & Kolter robust loss with "
-                       f"{c.train_method} bounds, ε={c.eps:g}) and its distilled student.", CERT_HEADERS,
+    doc.add(seed_table("Table 8.20", f"Robustly trained teacher ({training_method(c.train_method)}, ε={c.eps:g}) "
+                       "and its distilled student.", CERT_HEADERS,
                        _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("robust")]))))
+    area_pairs(doc, stage, run_dir)
     for i, m in enumerate(c.models):
         _stage_figure(doc, stage, f"Figure 8.{19 + i}", f"Certification area of {m.name}: radii sorted, coloured "
                       "by the running accuracy.", m.figure)
@@ -220,6 +233,26 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
                        _per_seed(stage, lambda r: [[m.name, *m.pgd.robust_accuracy] for m in r.models])))
     exact_gap(doc, stage, run_dir)
     learning_curves(doc, stage, run_dir, lambda r: r.models, lambda row: row.name)
+
+
+def area_pairs(doc: Document, stage: StageResults[CertificationResults], run_dir: Path) -> None:
+    """Figure 8.18: each teacher's certification area overlaid with its student's (:mod:`shallowcert.report.areas`)."""
+    radii = {name: [radii_columns(stage, seed, _model(stage, seed, name), ["radius"])[0] for seed in stage.seeds]
+             for pair in PAIRS for name in pair}
+    path = run_dir / "figures" / "certification-areas.png"
+    plot_area_pairs(radii, path, eps=stage.first.eps)
+    doc.add(Figure("Figure 8.18", f"Certification areas overlaid: each certification teacher and the student "
+                   f"distilled from it, certified radii of the predicted class on the same {stage.first.n} test points "
+                   f"sorted in decreasing order ('{stage.first.method}' bound, {stage.first.dtype}); the area under a "
+                   f"curve is the mean radius; dotted: ε={stage.first.eps:g}; {len(stage.seeds)} seed(s), the first "
+                   "solid.", path))
+
+
+def _model(stage: StageResults[CertificationResults], seed: int, name: str) -> CertifiedRow:
+    found = [m for m in stage.by_seed[seed].models if m.name == name]
+    if len(found) != 1:
+        raise UserError(f"{stage.name}: seed {seed} has {len(found)} models named '{name}'")
+    return found[0]
 
 
 def exact_gap(doc: Document, stage: StageResults[CertificationResults], run_dir: Path) -> None:
@@ -276,11 +309,29 @@ def improvement_section(doc: Document, results: RunResults, run_dir: Path) -> No
     learning_curves(doc, stage, run_dir, lambda res: res.models, lambda row: row.name)
 
 
-def claims_section(doc: Document, claims: list[Claim]) -> None:
+CLAIM_HEADERS = ["claim", "verdict", "effect (95% interval)", "test", "n"]
+
+
+def claims_section(doc: Document, claims: list[Claim], caveats: list[str]) -> None:
+    """The caveats first, then the claims as a table (claim, verdict, effect with its interval,
+    test, n), then each claim's evidence."""
     doc.add(Heading("Claims of the study, checked on this run"))
+    for caveat in caveats:
+        doc.add(Paragraph(f"**Caveat.** {caveat}"))
+    rows = []
     for i, claim in enumerate(claims, 1):
-        test = f" Test: {claim.test}." if claim.test else ""
-        doc.add(Paragraph(f"{i}. {claim.statement} — **{claim.verdict}**.{test} {claim.evidence}"))
+        effect = claim.effect
+        rows.append([f"{i}. {claim.statement}", claim.verdict,
+                     "–" if effect is None else f"{signed(effect.estimate)} [{signed(effect.low)}, {signed(effect.high)}]",
+                     claim.test or "–",
+                     "–" if effect is None else f"{effect.seeds} seed{'s' if effect.seeds != 1 else ''} × "
+                                                f"{effect.points:,} points"])
+    doc.add(Table("Table C.1", "The claims, each decided on this run; effect: the paired difference the test decides on (the "
+                  "mean over the comparisons for a claim over several models).", CLAIM_HEADERS,
+                  rows))
+    doc.add(Heading("Evidence for each claim", level=3))
+    for i, claim in enumerate(claims, 1):
+        doc.add(Paragraph(f"{i}. **{claim.verdict}**. {claim.evidence}"))
 
 
 def run_facts_section(doc: Document, run: RunFacts | None) -> None:

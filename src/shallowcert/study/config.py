@@ -18,6 +18,7 @@ from shallowcert.bounds import METHODS as BOUND_METHODS
 from shallowcert.data import DATASETS
 from shallowcert.errors import UserError
 from shallowcert.models.spec import expand
+from shallowcert.robust import DEFAULT_PROJECTIONS, TRAIN_METHODS
 from shallowcert.study.context import DataConfig
 from shallowcert.study.presets import PRESETS
 from shallowcert.study.record import Record
@@ -40,6 +41,7 @@ class StudyConfig(Record):
 
     name: str
     seeds: list[int]
+    trial: bool
     data: DataConfig
     teacher: TeacherConfig
     students: StudentsConfig
@@ -64,6 +66,8 @@ SCHEMA: Schema = {
     "name": Field("str", "study"),
     "seeds": Field("list[int]", [0], all_of(non_empty, at_least(0)),
                    "training seeds: every stage runs once per seed"),
+    "trial": Field("bool", False, None, "sizes for trying the pipeline: the report says its verdicts are not "
+                   "evidence"),
     "data": {
         "dataset": Field("str", "fashion-mnist", one_of(*DATASETS)),
         "split_seed": Field("int", 0, at_least(0), "seed of the validation split and the transfer set's "
@@ -103,7 +107,9 @@ SCHEMA: Schema = {
         "teacher_spec": Field("str", "cert-teacher"),
         "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
         "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
-        "train_method": Field("str", "dual", one_of(*BOUND_METHODS)),
+        "train_method": Field("str", "dual", one_of(*TRAIN_METHODS), "certified training: a bound method, "
+                              "dual-projected (random projections), crown-ibp (with the ramps of Zhang et al.)"),
+        "projections": Field("int", DEFAULT_PROJECTIONS, at_least(1), "Cauchy projections of dual-projected"),
         "method": Field("str", "dual", one_of(*BOUND_METHODS), "bound used for certificates"),
         "warmup_epochs": Field("int", 2, at_least(0)),
         "teacher_training": _training(10),

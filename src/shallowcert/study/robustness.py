@@ -20,7 +20,7 @@ from shallowcert import atomic
 from shallowcert.attacks import PGD, robust_accuracy
 from shallowcert.certify import (SearchSettings, certification_area, certified_radius, certify_points,
                                  plot_certification_area)
-from shallowcert.robust import EpsilonSchedule, certified_accuracy_on, robust_fit
+from shallowcert.robust import CrownIbpSchedule, EpsilonSchedule, certified_accuracy_on, robust_fit
 from shallowcert.study.context import StageContext
 from shallowcert.study.costs import CostModel
 from shallowcert.study.jobs import Job
@@ -108,12 +108,17 @@ def robustness_row(ctx: StageContext, model: nn.Module, *, name: str, spec: str,
 
 def train_robust(ctx: StageContext, model: nn.Module, *, eps: float, method: str, warmup_epochs: int,
                  config: FitConfig, validation_points: int = 1000) -> FitResult:
-    """Certified training in place (Wong & Kolter loss, linear epsilon warm-up); the epoch
-    kept is the one with the best certified accuracy at ``eps`` on validation points."""
+    """Certified training in place with ``method`` (:mod:`shallowcert.robust`): ``crown-ibp``
+    with the ramps of Zhang et al. over ``warmup_epochs`` (eps from 0, kappa and beta from 1 to
+    0), any other method with Wong & Kolter's loss and its linear epsilon warm-up. The epoch
+    kept is the one with the best certified accuracy at ``eps`` on validation points, by the
+    exact bound of :func:`shallowcert.robust.certificate_method`."""
     validate = certified_accuracy_on(ctx.dataset.val.head(validation_points), eps, method=method, domain=DOMAIN)
-    schedule = EpsilonSchedule(eps, warmup_epochs=max(1, warmup_epochs), start=min(1e-3, eps))
+    ramp = max(1, warmup_epochs)
+    schedule = (CrownIbpSchedule(eps, ramp_epochs=ramp) if method == "crown-ibp"
+                else EpsilonSchedule(eps, warmup_epochs=ramp, start=min(1e-3, eps)))
     return robust_fit(model, ctx.dataset.train, schedule=schedule, config=config, validate=validate, method=method,
-                      domain=DOMAIN, val=ctx.dataset.val)
+                      domain=DOMAIN, val=ctx.dataset.val, projections=ctx.config.certification.projections)
 
 
 def certify_model(ctx: StageContext, *, name: str, pgd_eps: list[float]) -> RobustnessRow:

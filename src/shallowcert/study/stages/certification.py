@@ -47,6 +47,7 @@ class CertificationConfig(Record):
     student_spec: str
     eps: float
     train_method: str
+    projections: int
     method: str
     warmup_epochs: int
     teacher_training: TrainingConfig
@@ -124,7 +125,8 @@ def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:
     found = [Job("teacher-normal", train_normal_teacher, ModelRow,
                  cost=costs.training(teacher, section.teacher_training), outputs=("teacher-normal",)),
              Job("teacher-robust", train_robust_teacher, ModelRow, outputs=("teacher-robust",),
-                 cost=costs.robust_training(teacher, section.robust_training, section.train_method))]
+                 cost=costs.robust_training(teacher, section.robust_training, section.train_method,
+                                            warmup_epochs=section.warmup_epochs))]
     found += [Job(f"student-{kind}", distill_from, ModelRow, {"kind": kind}, outputs=(f"student-{kind}",),
                   cost=costs.training(student, section.student_training), after=(f"teacher-{kind}",))
               for kind in ("normal", "robust")]

@@ -80,6 +80,9 @@ class ImprovementResults(Record):
 Made = tuple[nn.Module, History | None]  # a variant's model and its learning curves
 
 
+RETRAIN_WARMUP = 1  # epochs of warm-up when the distilled student is trained robustly
+
+
 def _logits(ctx: StageContext) -> Made:
     loaded = ctx.load(StageName.CERTIFICATION, "student-robust")
     return loaded.model, loaded.metrics.get("history")
@@ -88,7 +91,7 @@ def _logits(ctx: StageContext) -> Made:
 def _retrained(ctx: StageContext) -> Made:
     cert, section = ctx.config.certification, ctx.config.improvement
     model = ctx.load(StageName.CERTIFICATION, "student-robust").model
-    fit = train_robust(ctx, model, eps=cert.eps, method=cert.train_method, warmup_epochs=1,
+    fit = train_robust(ctx, model, eps=cert.eps, method=cert.train_method, warmup_epochs=RETRAIN_WARMUP,
                        config=ctx.fit_config(section.training, epochs=section.retrain_epochs))
     return model, fit.history
 
@@ -119,9 +122,10 @@ def _adversarial(ctx: StageContext) -> Made:
                                          attack_steps=section.adversarial_steps))
 
 
-def _robust_cost(ctx: StageContext, costs: CostModel, epochs: int | None) -> float:
+def _robust_cost(ctx: StageContext, costs: CostModel, epochs: int | None, warmup_epochs: int) -> float:
     cert = ctx.config.certification
-    return costs.robust_training(cert.student_spec, ctx.config.improvement.training, cert.train_method, epochs=epochs)
+    return costs.robust_training(cert.student_spec, ctx.config.improvement.training, cert.train_method, epochs=epochs,
+                                 warmup_epochs=warmup_epochs)
 
 
 def _distill_cost(ctx: StageContext, costs: CostModel, passes: int) -> float:
@@ -139,9 +143,10 @@ class Recipe:
 RECIPES: dict[Variant, Recipe] = {
     Variant.LOGITS: Recipe(_logits, lambda ctx, costs: 0.0),  # the certification stage's student
     Variant.TEMPERATURE: Recipe(_temperature, lambda ctx, costs: _distill_cost(ctx, costs, 1)),
-    Variant.RETRAINED: Recipe(_retrained, lambda ctx, costs: _robust_cost(ctx, costs,
-                                                                          ctx.config.improvement.retrain_epochs)),
-    Variant.SCRATCH: Recipe(_scratch, lambda ctx, costs: _robust_cost(ctx, costs, None)),
+    Variant.RETRAINED: Recipe(_retrained, lambda ctx, costs: _robust_cost(
+        ctx, costs, ctx.config.improvement.retrain_epochs, RETRAIN_WARMUP)),
+    Variant.SCRATCH: Recipe(_scratch, lambda ctx, costs: _robust_cost(
+        ctx, costs, None, ctx.config.certification.warmup_epochs)),
     Variant.ADVERSARIAL: Recipe(_adversarial, lambda ctx, costs: _distill_cost(
         ctx, costs, ctx.config.improvement.adversarial_steps + 1)),
 }
