@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -33,7 +33,10 @@ from torch import nn
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.result import Status
-from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, per_disjunct_max
+from shallowcert.verify.beta import SplitBounder
+from shallowcert.verify.subdomain import DomainBounds, Inherited, per_disjunct_max, repeat_domains, tree_cat, tree_map
+
+MAX_BATCH = 1024  # children per engine call at most: a round is never longer than a few seconds
 
 # exact(states of one subdomain) -> ("unsat" | "sat" | "unknown", counterexample or None)
 ExactSolver = Callable[[tuple[torch.Tensor, ...]], tuple[str, Counterexample | None]]
@@ -50,8 +53,9 @@ class BabOutcome:
 
 @dataclass
 class _Queue:
-    """The unproved subdomains: states per ReLU, open disjuncts, priority, depth, corner and
-    the neuron to split next (index into the concatenated flattened ReLUs; ``-1``: none left)."""
+    """The unproved subdomains: states per ReLU, open disjuncts, priority, depth, corner, the
+    neuron to split next (index into the concatenated flattened ReLUs; ``-1``: none left) and
+    what each hands its children."""
 
     states: tuple[torch.Tensor, ...]
     open: torch.Tensor
@@ -59,6 +63,7 @@ class _Queue:
     depth: torch.Tensor
     corner: torch.Tensor
     neuron: torch.Tensor
+    inherited: Inherited
 
     def __len__(self) -> int:
         return len(self.priority)
@@ -66,23 +71,24 @@ class _Queue:
     def take(self, count: int) -> _Queue:
         """Remove and return the ``count`` subdomains of lowest priority."""
         order = torch.argsort(self.priority)
-        chosen, rest = order[:count], order[count:]
-        taken = self.select(chosen)
-        kept = self.select(rest)
-        self.states, self.open, self.priority, self.depth, self.corner, self.neuron = (
-            kept.states, kept.open, kept.priority, kept.depth, kept.corner, kept.neuron)
+        taken, kept = self.select(order[:count]), self.select(order[count:])
+        for f in fields(self):
+            setattr(self, f.name, getattr(kept, f.name))
         return taken
 
     def select(self, index: torch.Tensor) -> _Queue:
-        return _Queue(tuple(s[index] for s in self.states), self.open[index], self.priority[index],
-                      self.depth[index], self.corner[index], self.neuron[index])
+        return _Queue(*(tree_map(lambda t: t[index], getattr(self, f.name)) for f in fields(self)[:-1]),
+                      self.inherited.map(lambda t: t[index]))  # type: ignore[arg-type]
 
     def extend(self, other: _Queue) -> None:
-        self.states = tuple(torch.cat([a, b]) for a, b in zip(self.states, other.states))
-        self.open, self.priority, self.depth, self.corner, self.neuron = (
-            torch.cat([a, b]) for a, b in ((self.open, other.open), (self.priority, other.priority),
-                                           (self.depth, other.depth), (self.corner, other.corner),
-                                           (self.neuron, other.neuron)))
+        if len(self) == 0:  # the whole box, which hands on no warm start, may differ in form
+            for f in fields(self):
+                setattr(self, f.name, getattr(other, f.name))
+            return
+        for f in fields(self)[:-1]:
+            setattr(self, f.name, tree_cat([getattr(self, f.name), getattr(other, f.name)]))
+        self.inherited = Inherited(*(tree_cat([getattr(self.inherited, g.name), getattr(other.inherited, g.name)])
+                                     for g in fields(Inherited)))  # type: ignore[arg-type]
 
 
 def _priority(bounds: DomainBounds, owner: torch.Tensor) -> torch.Tensor:
@@ -95,17 +101,19 @@ def _queue_of(bounds: DomainBounds, keep: torch.Tensor, depth: torch.Tensor, own
     best, neuron = torch.cat([s.flatten(1) for s in bounds.scores], dim=1).max(dim=1)
     neuron = torch.where(best > 0, neuron, -1)
     return _Queue(tuple(s[keep] for s in bounds.states), ~bounds.proved[keep], _priority(bounds, owner)[keep],
-                  depth[keep], bounds.corner[keep], neuron[keep])
+                  depth[keep], bounds.corner[keep], neuron[keep], bounds.inherited.map(lambda t: t[keep]))
 
 
-def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder, *, deadline: float,
-                     root: DomainBounds | None = None, batch: int = 256, max_domains: int = 2_000_000,
+def branch_and_bound(model: nn.Module, prop: Property, bounder: SplitBounder, *, deadline: float,
+                     root: DomainBounds | None = None, batch: int | None = None, max_domains: int = 2_000_000,
                      falsify_every: int = 8, exact: ExactSolver | None = None, seed: int = 0) -> BabOutcome:
     """Run the search (module docstring) until ``deadline`` (a ``time.monotonic()`` value).
 
     ``model``: the network in the dtype of the re-check (float64); ``root``: the bounds of
-    the whole box if already computed. ``batch``: children bounded per engine call.
+    the whole box if already computed. ``batch``: children bounded per engine call (default:
+    as many as the bounder's memory budget holds, at most :data:`MAX_BATCH`).
     """
+    batch = batch or min(MAX_BATCH, bounder.domains_per_call())
     owner = bounder.owner
     stats: dict[str, Any] = {"domains": 0, "rounds": 0, "max_depth": 0, "exact_calls": 0}
     if root is None:
@@ -135,7 +143,7 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder
         children_states = _split(parents.states, parents.neuron)
         open_rows = parents.open.repeat(2, 1)
         depth = parents.depth.repeat(2) + 1
-        bounds = bounder.bound_domains(children_states, open_rows)
+        bounds = bounder.bound_domains(children_states, open_rows, parents.inherited.map(lambda t: repeat_domains(t, 2)))
         stats["domains"] += len(depth)
         stats["rounds"] += 1
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))

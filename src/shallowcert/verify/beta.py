@@ -34,69 +34,101 @@ import torch
 from shallowcert.bounds.adam import ProjectedAdam
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
-from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, branching_scores, per_disjunct_max
+from shallowcert.verify.refine import refine_after_splits
+from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, SubdomainBounder, branching_scores,
+                                          per_disjunct_max)
 
 MEMORY_BUDGET = 1 << 29  # bytes of slopes, multipliers and optimiser state per engine call
+REFINE_DEPTH = 1  # ReLU layers after a new split whose bounds are refined (shallowcert.verify.refine)
 
 
 class SplitBounder:
-    """Bounds subdomains of ``base``'s property with beta-CROWN (module docstring), reusing
-    ``root``'s pre-activation bounds (one domain: the whole box). ``steps``: Adam steps per
+    """Bounds subdomains of ``base``'s property with beta-CROWN (module docstring), starting
+    from ``root``'s pre-activation bounds (one domain: the whole box). ``steps``: Adam steps per
     call (fewer once every domain is proved, or past ``deadline``, a ``time.monotonic()``
-    value: the bounds reached so far hold)."""
+    value: the bounds reached so far hold). ``refine_depth``: layers after each new split whose
+    bounds are tightened first (:mod:`shallowcert.verify.refine`; 0: keep the parent's)."""
 
     def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int = 20, alpha_lr: float = 0.1,
-                 beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET, deadline: float = math.inf) -> None:
+                 beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET, deadline: float = math.inf,
+                 refine_depth: int = REFINE_DEPTH) -> None:
         self.base, self.owner, self.margin = base, base.owner, base.margin
         self.steps, self.alpha_lr, self.beta_lr, self.memory_budget = steps, alpha_lr, beta_lr, memory_budget
         self.positions = base.network.relu_positions
-        self.box_bounds = tuple((lo[0].detach(), up[0].detach()) for lo, up in root.pre_activation)
-        self.unstable = tuple(unstable_mask(lo, up).flatten().nonzero().squeeze(1) for lo, up in self.box_bounds)
+        self.root = Inherited(root.rows[:1], tuple((lo[:1].detach(), up[:1].detach()) for lo, up in root.pre_activation))
+        self.unstable = tuple(unstable_mask(lo[0], up[0]).flatten().nonzero().squeeze(1)
+                              for lo, up in self.root.pre_activation)
         self.neurons = sum(len(index) for index in self.unstable)
-        self.width = sum(lo.numel() for lo, _ in self.box_bounds)
-        self.deadline = deadline
+        self.width = sum(lo[0].numel() for lo, _ in self.root.pre_activation)
+        self.deadline, self.refine_depth = deadline, refine_depth
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         return self.base.free_states(count)
 
+    def domains_per_call(self, rows: int | None = None) -> int:
+        """How many domains one optimisation over ``rows`` rows (default: all) keeps within the
+        memory budget: slopes, multipliers and Adam's moments per neuron unstable on the box,
+        coefficients per ReLU and input value, for every row, in float64, with autograd's copies."""
+        rows = len(self.owner) if rows is None else max(1, rows)
+        per_domain = rows * (8 * self.neurons + 4 * self.width + 4 * self.base.prop.lower.numel()) * 8
+        return max(1, self.memory_budget // per_domain)
+
     def bound_domains(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor | None = None,
-                      ) -> DomainBounds:
+                      parents: Inherited | None = None) -> DomainBounds:
         """Bounds of the subdomains split by ``states`` (one int8 tensor ``(N, *shape)`` per ReLU:
         ``1`` active, ``-1`` inactive, ``0`` free); ``open_rows`` as in
-        :meth:`SubdomainBounder.bound_domains`. Processed in chunks within the memory budget."""
+        :meth:`SubdomainBounder.bound_domains`; ``parents``: what each domain's parent handed
+        it (its bounds and a warm start; default: the whole box's, a cold start). Processed in
+        chunks within the memory budget."""
         count = states[0].shape[0]
         if open_rows is None:
             open_rows = torch.ones(count, self.base.disjuncts, dtype=torch.bool, device=states[0].device)
-        rows = int(open_rows[:, self.owner].any(dim=0).sum()) or 1
-        per_domain = rows * (8 * self.neurons + 4 * self.width + 4 * self.base.prop.lower.numel()) * 8
-        size = max(1, self.memory_budget // per_domain)
-        parts = [self._bound(tuple(s[i:i + size] for s in states), open_rows[i:i + size])
-                 for i in range(0, count, size)]
-        return parts[0] if len(parts) == 1 else DomainBounds(
-            *(torch.cat([getattr(p, name) for p in parts]) for name in ("rows", "proved", "empty")),
-            *(tuple(torch.cat(layer) for layer in zip(*(getattr(p, name) for p in parts))) for name in ("states", "scores")),
-            torch.cat([p.corner for p in parts]),
-            tuple((torch.cat([p.pre_activation[i][0] for p in parts]), torch.cat([p.pre_activation[i][1] for p in parts]))
-                  for i in range(len(self.positions))))
+        if parents is None:
+            parents = self.root.map(lambda t: t.expand(count, *t.shape[1:]))
+        size = self.domains_per_call(int(open_rows[:, self.owner].any(dim=0).sum()))
+        return DomainBounds.cat([self._bound(tuple(s[i:i + size] for s in states), open_rows[i:i + size],
+                                             parents.map(lambda t, i=i: t[i:i + size]))  # type: ignore[misc]
+                                 for i in range(0, count, size)])
 
-    def _bound(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor) -> DomainBounds:
+    def _tightened(self, states: tuple[torch.Tensor, ...], parents: Inherited, mid: torch.Tensor,
+                   rad: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The parents' pre-activation bounds with the splits applied (``l := max(l, 0)`` where
+        active, ``u := min(u, 0)`` where inactive), then refined after the newest split."""
+        pre, newest = [], torch.full((len(states[0]),), -1, dtype=torch.int64, device=mid.device)
+        for layer, ((lo, up), state) in enumerate(zip(parents.pre_activation, states)):
+            fresh = ((state != 0) & unstable_mask(lo, up)).flatten(1).any(dim=1)
+            newest = torch.where(fresh, layer, newest)
+            pre.append((torch.where(state == 1, lo.clamp(min=0), lo), torch.where(state == -1, up.clamp(max=0), up)))
+        if self.refine_depth > 0:
+            pre = refine_after_splits(self.base.network, pre, newest, mid, rad, depth=self.refine_depth,
+                                      memory_budget=self.memory_budget)
+        return pre
+
+    def _bound(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor, parents: Inherited) -> DomainBounds:
         base, count = self.base, states[0].shape[0]
         needed = open_rows[:, self.owner].any(dim=0).nonzero().squeeze(1)
         spec = base.matrix[needed].unsqueeze(0).expand(count, -1, -1)
         shift = base.bound[needed]
         lower, upper = base.prop.lower.unsqueeze(0), base.prop.upper.unsqueeze(0)
         mid, rad = (upper + lower) / 2, (upper - lower) / 2
-        pre, relaxations, signs = [], {}, {}
-        for p, (box_lo, box_up), index, state in zip(self.positions, self.box_bounds, self.unstable, states):
-            lo = torch.where(state == 1, box_lo.clamp(min=0), box_lo.expand_as(state))
-            up = torch.where(state == -1, box_up.clamp(max=0), box_up.expand_as(state))
-            pre.append((lo, up))
+        pre = self._tightened(states, parents, mid, rad)
+        empty = torch.zeros(count, dtype=torch.bool, device=mid.device)
+        for lo, up in pre:
+            empty |= ((lo - up) > EMPTY_GAP * (1 + lo.abs() + up.abs())).flatten(1).any(dim=1)
+        relaxations, signs = {}, {}
+        for p, (lo, up), index, state in zip(self.positions, pre, self.unstable, states):
             relaxations[p] = relax(lo, up, lower_slope="crown")
             signs[p] = state.flatten(1)[:, index].to(lo.dtype).unsqueeze(1)  # 0 where not split
         # one slope and one multiplier per domain, row and neuron unstable on the box
-        alpha = {p: r.lower_slope.flatten(2)[:, :, index].expand(-1, len(needed), -1).clone()
+        start = {p: r.lower_slope.flatten(2)[:, :, index].expand(-1, len(self.owner), -1)
                  for (p, r), index in zip(relaxations.items(), self.unstable)}
-        beta = {p: torch.zeros_like(alpha[p]) for p in relaxations}
+        if parents.alpha:
+            start = {p: old.to(mid.dtype) for p, old in zip(relaxations, parents.alpha)}
+        alpha = {p: slope[:, needed].clone() for p, slope in start.items()}
+        beta = {p: torch.zeros_like(alpha[p]) for p in relaxations} if not parents.beta else \
+            {p: old[:, needed].to(mid.dtype) for p, old in zip(relaxations, parents.beta)}
+        best_alpha = {p: a.clone() for p, a in alpha.items()}
+        best_beta = {p: b.clone() for p, b in beta.items()}
         best = torch.full((count, len(needed)), -torch.inf, dtype=mid.dtype, device=mid.device)
         best_lam = torch.zeros((count, len(needed), *mid.shape[1:]), dtype=mid.dtype, device=mid.device)
         record: dict[int, torch.Tensor] = {}
@@ -121,6 +153,9 @@ class SplitBounder:
                     best = torch.where(improved, value, best)
                     best_lam = torch.where(improved.reshape(*improved.shape, *[1] * (mid.dim() - 1)),
                                            bound.coefficients, best_lam)
+                    for p in relaxations:
+                        best_alpha[p] = torch.where(improved.unsqueeze(2), alpha[p], best_alpha[p])
+                        best_beta[p] = torch.where(improved.unsqueeze(2), beta[p], best_beta[p])
                     settled = self._proved(best, needed, open_rows).all()
                 if step == self.steps or bool(settled) or time.monotonic() > self.deadline:
                     break
@@ -129,9 +164,9 @@ class SplitBounder:
                 slopes.step(list(gradients[:len(alpha)]))
                 multipliers.step(list(gradients[len(alpha):]))
         with torch.no_grad():
-            rows = torch.full((count, len(self.owner)), -torch.inf, dtype=best.dtype, device=best.device)
-            rows[:, needed] = best
-            proved = self._proved(best, needed, open_rows)
+            rows = parents.rows.clone()  # a parent's bound holds on its children
+            rows[:, needed] = torch.maximum(best, rows[:, needed])
+            proved = self._proved(rows[:, needed], needed, open_rows)
             target = base.target_rows(rows, proved)
             local = (needed.unsqueeze(0) == target.unsqueeze(1)).float().argmax(dim=1)
             corner = base.corner(best_lam, local, mid.expand(count, *mid.shape[1:]),
@@ -139,8 +174,10 @@ class SplitBounder:
             index = torch.arange(count, device=local.device)
             scores = tuple(branching_scores(record[p][index, local].detach(), lo, up, state == 0)
                            for p, (lo, up), state in zip(self.positions, pre, states))
-        empty = torch.zeros(count, dtype=torch.bool, device=best.device)
-        return DomainBounds(rows, proved, empty, states, scores, corner, tuple(pre))
+            kept_alpha = tuple(_stored(start[p], best_alpha[p], needed) for p in relaxations)
+            kept_beta = tuple(_stored(torch.zeros_like(start[p]) if not parents.beta else parents.beta[i],
+                                      best_beta[p], needed) for i, p in enumerate(relaxations))
+        return DomainBounds(rows, proved, empty, states, scores, corner, tuple(pre), kept_alpha, kept_beta)
 
     def _proved(self, values: torch.Tensor, needed: torch.Tensor, open_rows: torch.Tensor) -> torch.Tensor:
         """``(N, K)``: disjuncts closed on the parent or with a computed row above the margin."""
@@ -148,3 +185,11 @@ class SplitBounder:
         hits[:, needed] = (values > self.margin).to(values.dtype)
         return (per_disjunct_max(hits, self.owner, self.base.disjuncts) > 0) | ~open_rows
 
+
+def _stored(previous: torch.Tensor, optimised: torch.Tensor, needed: torch.Tensor) -> torch.Tensor:
+    """The slopes or multipliers kept for the children, in float32 (any slope in [0, 1] and any
+    multiplier >= 0 is sound, and rounding keeps them there): ``optimised`` on the ``needed``
+    rows, ``previous`` on the others."""
+    kept = previous.to(torch.float32).clone()
+    kept[:, needed] = optimised.to(torch.float32)
+    return kept

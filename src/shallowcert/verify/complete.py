@@ -47,14 +47,14 @@ MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP 
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
-           device: torch.device | str | None = None, seed: int = 0, batch: int = 256,
+           device: torch.device | str | None = None, seed: int = 0, batch: int | None = None,
            max_domains: int = 2_000_000, milp_unstable: int = MILP_UNSTABLE) -> VerificationResult:
     """Decide whether some input in ``prop``'s box reaches its unsafe set (module docstring).
 
     ``timeout``: seconds of wall time for the whole call (checked between steps and inside
     branch and bound's optimisation; the whole-box bounds and one MILP node finish first).
     ``method``: the whole-box bound of step 2 (``crown`` or ``alpha-crown``), whose
-    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call;
+    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call (default: what the memory budget holds);
     ``max_domains``: the branch-and-bound budget (``unknown`` beyond it).
     """
     start = time.monotonic()
