@@ -117,6 +117,25 @@ def per_disjunct_max(rows: torch.Tensor, owner: torch.Tensor, disjuncts: int) ->
     return rows.unsqueeze(2).masked_fill(~member, -torch.inf).amax(dim=1)
 
 
+def split_states(states: tuple[torch.Tensor, ...], neuron: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Two children per parent: ``neuron`` (an index into the concatenated flattened ReLUs)
+    fixed active in the first half, inactive in the second."""
+    children = []
+    offset = 0
+    rows = torch.arange(len(neuron), device=neuron.device)
+    for layer in states:
+        size = layer[0].numel()
+        flat = layer.flatten(1).repeat(2, 1)
+        inside = (neuron >= offset) & (neuron < offset + size)
+        local = (neuron - offset)[inside]
+        picked = rows[inside]
+        flat[picked, local] = 1
+        flat[picked + len(neuron), local] = -1
+        children.append(flat.reshape(2 * len(neuron), *layer.shape[1:]))
+        offset += size
+    return tuple(children)
+
+
 class SubdomainBounder:
     """Bounds ``prop``'s rows on subdomains of its box for ``model`` (read once, in ``dtype``)."""
 
