@@ -104,14 +104,15 @@ class SplitBounder:
     def _tightened(self, states: tuple[torch.Tensor, ...], parents: Inherited, mid: torch.Tensor,
                    rad: torch.Tensor, *, refine: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The parents' pre-activation bounds with the splits applied (``l := max(l, 0)`` where
-        active, ``u := min(u, 0)`` where inactive), then refined after the newest split."""
-        pre, newest = [], torch.full((len(states[0]),), -1, dtype=torch.int64, device=mid.device)
+        active, ``u := min(u, 0)`` where inactive), then refined after the shallowest new split
+        (one that the parent's bounds left unstable)."""
+        pre, first = [], torch.full((len(states[0]),), len(states), dtype=torch.int64, device=mid.device)
         for layer, ((lo, up), state) in enumerate(zip(parents.pre_activation, states)):
             fresh = ((state != 0) & unstable_mask(lo, up)).flatten(1).any(dim=1)
-            newest = torch.where(fresh, layer, newest)
+            first = torch.where(fresh & (first == len(states)), layer, first)
             pre.append((torch.where(state == 1, lo.clamp(min=0), lo), torch.where(state == -1, up.clamp(max=0), up)))
         if refine:
-            pre = refine_after_splits(self.base.network, pre, newest, mid, rad, depth=self.refine_depth,
+            pre = refine_after_splits(self.base.network, pre, first, mid, rad, depth=self.refine_depth,
                                       memory_budget=self.memory_budget)
         return pre
 
@@ -199,7 +200,8 @@ class SplitBounder:
         needed = open_rows[:, self.owner].any(dim=0).nonzero().squeeze(1)
         shift = base.bound[needed]
         mid, rad = self._box()
-        pre = self._tightened(states, parents, mid, rad, refine=self.refine_depth > 0)
+        with torch.no_grad():
+            pre = self._tightened(states, parents, mid, rad, refine=self.refine_depth > 0)
         empty = torch.zeros(count, dtype=torch.bool, device=mid.device)
         for lo, up in pre:
             empty |= ((lo - up) > EMPTY_GAP * (1 + lo.abs() + up.abs())).flatten(1).any(dim=1)

@@ -5,7 +5,7 @@ the next layers, bounded by CROWN with that ReLU as the identity (or zero), get 
 on the subdomain and often much tighter than the parent's: neurons turn stable and the
 relaxation of the rest shrinks, which no choice of slopes or multipliers of the final rows
 can give. For each domain and each layer ``k`` with ``split < k <= split + depth`` (``split``:
-the layer of its newest split), every neuron unstable under the current bounds is bounded
+the shallowest layer with a new split), every neuron unstable under the current bounds is bounded
 below and above by back-substitution to the input with CROWN relaxations (lower slope 0 or
 1) built from the current bounds of the earlier layers, then concretised over the whole box
 (a superset of the subdomain). The result is intersected with the current bounds: both hold
@@ -39,9 +39,8 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
     """``pre`` (per ReLU layer, ``(N, *shape)`` lower and upper bounds of its input on each
     domain) with layers ``split_layer < k <= split_layer + depth`` refined (module docstring).
 
-    ``split_layer`` ``(N,)``: per domain, the ReLU layer of its newest split (``-1``: none, so
-    nothing is refined before ``depth`` layers from the input); ``mid``, ``rad``: the box,
-    ``(1, *input shape)``.
+    ``split_layer`` ``(N,)``: per domain, the shallowest ReLU layer with a new split (the
+    number of layers: none); ``mid``, ``rad``: the box, ``(1, *input shape)``.
     """
     pre = list(pre)
     positions = network.relu_positions
