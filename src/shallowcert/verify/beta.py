@@ -211,31 +211,39 @@ class SplitBounder:
         best_beta = {p: b.clone() for p, b in beta.items()}
         best = torch.full((count, len(needed)), -torch.inf, dtype=mid.dtype, device=mid.device)
         best_lam = torch.zeros((count, len(needed), *mid.shape[1:]), dtype=mid.dtype, device=mid.device)
+        # the domains still optimised (the others are proved or empty), with their relaxations and optimisers
+        active = torch.arange(count, device=mid.device)
+        live_relaxations, live_signs = relaxations, signs
+        slopes = ProjectedAdam([a.requires_grad_(True) for a in alpha.values()], lr=self.alpha_lr, low=0.0, high=1.0)
+        multipliers = ProjectedAdam([b.requires_grad_(True) for b in beta.values()], lr=self.beta_lr, low=0.0)
         record: dict[int, torch.Tensor] = {}
-        slopes = ProjectedAdam(list(alpha.values()), lr=self.alpha_lr, low=0.0, high=1.0)
-        multipliers = ProjectedAdam(list(beta.values()), lr=self.beta_lr, low=0.0)
         with torch.enable_grad():
-            for x in (*alpha.values(), *beta.values()):
-                x.requires_grad_(True)
             for step in range(self.steps + 1):
+                alpha, beta = dict(zip(relaxations, slopes.parameters)), dict(zip(relaxations, multipliers.parameters))
                 record = {}
-                bound = self._evaluate(relaxations, signs, alpha, beta, needed, count, record)
+                bound = self._evaluate(live_relaxations, live_signs, alpha, beta, needed, len(active), record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift
                 with torch.no_grad():
-                    improved = value > best
-                    best = torch.where(improved, value, best)
-                    best_lam = torch.where(improved.reshape(*improved.shape, *[1] * (mid.dim() - 1)),
-                                           bound.coefficients, best_lam)
+                    improved = value > best[active]
+                    best[active] = torch.where(improved, value, best[active])
+                    best_lam[active] = torch.where(improved.reshape(*improved.shape, *[1] * (mid.dim() - 1)),
+                                                   bound.coefficients, best_lam[active])
                     for p in relaxations:
-                        best_alpha[p] = torch.where(improved.unsqueeze(2), alpha[p], best_alpha[p])
-                        best_beta[p] = torch.where(improved.unsqueeze(2), beta[p], best_beta[p])
-                    settled = self._proved(best, needed, open_rows).all()
-                if step == self.steps or bool(settled) or time.monotonic() > self.deadline:
+                        best_alpha[p][active] = torch.where(improved.unsqueeze(2), alpha[p], best_alpha[p][active])
+                        best_beta[p][active] = torch.where(improved.unsqueeze(2), beta[p], best_beta[p][active])
+                    done = self._proved(best[active], needed, open_rows[active]).all(dim=1) | empty[active]
+                if step == self.steps or bool(done.all()) or time.monotonic() > self.deadline:
                     break
-                gradients = torch.autograd.grad(-value.masked_fill(best > self.margin, 0.0).sum(),
+                gradients = torch.autograd.grad(-value.masked_fill(best[active] > self.margin, 0.0).sum(),
                                                 [*alpha.values(), *beta.values()], allow_unused=True)
                 slopes.step(list(gradients[:len(alpha)]))
                 multipliers.step(list(gradients[len(alpha):]))
+                if bool(done.any()):
+                    keep = (~done).nonzero().squeeze(1)
+                    active, slopes, multipliers = active[keep], slopes.select(keep), multipliers.select(keep)
+                    live_relaxations = {p: Relaxation(r.lower_slope[keep], r.upper_slope[keep], r.upper_intercept[keep])
+                                        for p, r in live_relaxations.items()}
+                    live_signs = {p: sign[keep] for p, sign in live_signs.items()}
         with torch.no_grad():
             rows = parents.rows.clone()  # a parent's bound holds on its children
             rows[:, needed] = torch.maximum(best, rows[:, needed])
@@ -244,11 +252,13 @@ class SplitBounder:
             local = (needed.unsqueeze(0) == target.unsqueeze(1)).float().argmax(dim=1)
             corner = base.corner(best_lam, local, mid.expand(count, *mid.shape[1:]),
                                  rad.expand(count, *rad.shape[1:]))
-            index = torch.arange(count, device=local.device)
-            scores = tuple(branching_scores(record[p][index, local].detach(), lo, up, state == 0)
-                           for p, (lo, up), state in zip(self.positions, pre, states))
+            scores = []
+            for p, (lo, up), state in zip(self.positions, pre, states):
+                coefficient = torch.zeros_like(lo)  # proved domains are not split again
+                coefficient[active] = record[p][torch.arange(len(active), device=mid.device), local[active]].detach()
+                scores.append(branching_scores(coefficient, lo, up, state == 0))
             kept_alpha, kept_beta = self._kept(relaxations, parents, needed, best_alpha, best_beta)
-        return DomainBounds(rows, proved, empty, states, scores, corner, tuple(pre), kept_alpha, kept_beta)
+        return DomainBounds(rows, proved, empty, states, tuple(scores), corner, tuple(pre), kept_alpha, kept_beta)
 
     def _kept(self, relaxations: dict[int, Relaxation], parents: Inherited, needed: torch.Tensor,
               alpha: dict[int, torch.Tensor], beta: dict[int, torch.Tensor],
