@@ -144,7 +144,7 @@ class SplitBounder:
         needed = open_rows[:, self.owner].any(dim=0).nonzero().squeeze(1)
         mid, rad = self._box()
         with torch.no_grad():
-            pre = self._tightened(states, parents, mid, rad, refine=self.refine_depth > 0)
+            pre = self._tightened(states, parents, mid, rad, refine=False)
             relaxations, signs = self._relaxed(pre, states)
             alpha, beta = self._start(relaxations, parents, needed)
             bound = self._evaluate(relaxations, signs, alpha, beta, needed, len(open_rows))
