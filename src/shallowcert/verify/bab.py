@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,8 +35,7 @@ from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.result import Status
 from shallowcert.verify.beta import SplitBounder
-from shallowcert.verify.subdomain import (DomainBounds, Inherited, per_disjunct_max, repeat_domains, split_states,
-                                          tree_cat, tree_map)
+from shallowcert.verify.subdomain import (DomainBounds, Inherited, per_disjunct_max, repeat_domains, split_states)
 
 CANDIDATES = 3  # neurons per domain whose split is estimated before branching (FSB-style)
 MAX_BATCH = 1024  # children per engine call at most: a round is never longer than a few seconds
@@ -74,24 +73,27 @@ class _Queue:
     def take(self, count: int) -> _Queue:
         """Remove and return the ``count`` subdomains of lowest priority."""
         order = torch.argsort(self.priority)
-        taken, kept = self.select(order[:count]), self.select(order[count:])
-        for f in fields(self):
-            setattr(self, f.name, getattr(kept, f.name))
+        taken = self.select(order[:count])
+        self.replace(self.select(order[count:]))
         return taken
 
     def select(self, index: torch.Tensor) -> _Queue:
-        return _Queue(*(tree_map(lambda t: t[index], getattr(self, f.name)) for f in fields(self)[:-1]),
-                      self.inherited.map(lambda t: t[index]))  # type: ignore[arg-type]
+        return _Queue(tuple(s[index] for s in self.states), self.open[index], self.priority[index], self.depth[index],
+                      self.corner[index], self.candidates[index], self.inherited.map(lambda t: t[index]))
+
+    def replace(self, other: _Queue) -> None:
+        self.states, self.open, self.priority, self.depth = other.states, other.open, other.priority, other.depth
+        self.corner, self.candidates, self.inherited = other.corner, other.candidates, other.inherited
 
     def extend(self, other: _Queue) -> None:
         if len(self) == 0:  # the whole box, which hands on no warm start, may differ in form
-            for f in fields(self):
-                setattr(self, f.name, getattr(other, f.name))
+            self.replace(other)
             return
-        for f in fields(self)[:-1]:
-            setattr(self, f.name, tree_cat([getattr(self, f.name), getattr(other, f.name)]))
-        self.inherited = Inherited(*(tree_cat([getattr(self.inherited, g.name), getattr(other.inherited, g.name)])
-                                     for g in fields(Inherited)))  # type: ignore[arg-type]
+        self.replace(_Queue(tuple(torch.cat(pair) for pair in zip(self.states, other.states)),
+                            torch.cat([self.open, other.open]), torch.cat([self.priority, other.priority]),
+                            torch.cat([self.depth, other.depth]), torch.cat([self.corner, other.corner]),
+                            torch.cat([self.candidates, other.candidates]),
+                            Inherited.cat([self.inherited, other.inherited])))
 
 
 def _priority(bounds: DomainBounds, owner: torch.Tensor) -> torch.Tensor:

@@ -191,7 +191,7 @@ class SplitBounder:
             shape = (count, len(needed), *r.lower_slope.shape[2:])
             full_slopes[p] = with_lower_slopes(r, r.lower_slope.flatten(2).expand(shape[0], shape[1], -1)
                                                .index_copy(2, index, alpha[p]).reshape(shape))
-            terms[p] = spec.new_zeros(shape[0], shape[1], index.new_tensor(shape[2:]).prod()) \
+            terms[p] = spec.new_zeros(shape[0], shape[1], math.prod(shape[2:])) \
                 .index_copy(2, index, -beta[p] * signs[p]).reshape(shape)
         return back_substitute(self.base.network.steps, spec, full_slopes, extra=terms, record=record)
 

@@ -59,7 +59,7 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
         for begin in range(0, len(chosen), size):
             part = chosen[begin:begin + size]
             low, high = _bound_layer(network, [(lo[part], up[part]) for lo, up in pre[:layer]], layer,
-                                     candidates[begin:begin + size], mid, rad)
+                                     candidates[begin:begin + size], tuple(lower.shape[1:]), mid, rad)
             shape = new_lower[part].shape
             new_lower[part] = torch.maximum(new_lower[part], low.reshape(shape))
             new_upper[part] = torch.minimum(new_upper[part], high.reshape(shape))
@@ -67,10 +67,11 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
     return pre
 
 
-def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torch.Tensor, mid: torch.Tensor,
-                 rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torch.Tensor, shape: tuple[int, ...],
+                 mid: torch.Tensor, rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CROWN bounds ``(n, neurons)`` of the ``candidates`` (bool ``(n, neurons)``) of ReLU layer
-    ``layer``'s input, from ``earlier`` bounds of the layers before it; ``-inf``/``+inf`` elsewhere."""
+    ``layer``'s input (of ``shape``), from ``earlier`` bounds of the layers before it; ``-inf``/``+inf``
+    elsewhere."""
     positions = network.relu_positions
     steps = network.steps[:positions[layer]]
     count, neurons = candidates.shape
@@ -78,7 +79,7 @@ def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torc
     rows = order.shape[1]
     lam = mid.new_zeros(count, rows, neurons)
     lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
-    lam = torch.cat([lam, -lam], 1).reshape(count, 2 * rows, *network.steps[positions[layer]].shape)
+    lam = torch.cat([lam, -lam], 1).reshape(count, 2 * rows, *shape)
     relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in zip(positions, earlier)}
     bound = back_substitute(steps, lam, relaxations)
     value = concretize(bound.coefficients, mid.expand(count, *mid.shape[1:]),

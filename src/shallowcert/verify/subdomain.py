@@ -74,6 +74,11 @@ class Inherited:
         """The same fields with ``function`` applied to every tensor (e.g. selecting domains)."""
         return Inherited(*(tree_map(function, getattr(self, f.name)) for f in fields(self)))  # type: ignore[arg-type]
 
+    @staticmethod
+    def cat(parts: list[Inherited]) -> Inherited:
+        """The domains of ``parts``, in order, as one (every part with the same fields filled)."""
+        return Inherited(*(tree_cat([getattr(p, f.name) for p in parts]) for f in fields(Inherited)))  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class DomainBounds:
@@ -108,7 +113,8 @@ class DomainBounds:
         """The domains of ``parts``, in order, as one."""
         if len(parts) == 1:
             return parts[0]
-        return DomainBounds(*(tree_cat([getattr(p, f.name) for p in parts]) for f in fields(DomainBounds)))
+        return DomainBounds(*(tree_cat([getattr(p, f.name) for p in parts])  # type: ignore[arg-type]
+                              for f in fields(DomainBounds)))
 
 
 def per_disjunct_max(rows: torch.Tensor, owner: torch.Tensor, disjuncts: int) -> torch.Tensor:
