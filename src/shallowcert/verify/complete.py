@@ -7,9 +7,9 @@
    disjunct proved above the rounding margin answers ``unsat``. The intermediate bounds
    of the last one are those branch and bound keeps.
 3. **Branch and bound** (:mod:`shallowcert.verify.bab`) over ReLU splits, each subdomain
-   bounded by beta-CROWN on the whole box's intermediate bounds
-   (:mod:`shallowcert.verify.beta`), with periodic falsification; its fully split
-   subdomains are settled by the MILP (an LP there).
+   bounded by beta-CROWN warm-started from its parent, on its parent's intermediate bounds
+   refined after the new split (:mod:`shallowcert.verify.beta`), with periodic
+   falsification; its fully split subdomains are settled by the MILP (an LP there).
 4. **Exact MILP** (:mod:`shallowcert.verify.milp`) on the whole box when it leaves at most
    ``milp_unstable`` unstable ReLUs and branch and bound did not finish in half the time
    left: small enough for HiGHS, given the rest.
