@@ -15,6 +15,28 @@ from typing import Any
 
 _TEMPERATURES = [0.1, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
 
+
+
+def _thesis(name: str, dataset: str, teacher: str, *, epochs: int, eps: float,
+            attack_eps: list[float]) -> dict[str, Any]:
+    """A thesis preset: its architectures and width sweeps, ``epochs`` for every training
+    (patience 5), certification and adversarial distillation at ``eps``, attacks on ``attack_eps``."""
+    return {
+        "name": name,
+        "seeds": [0, 1, 2],
+        "data": {"dataset": dataset},
+        "teacher": {"spec": teacher, "training": {"epochs": epochs, "patience": 5}},
+        "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
+                     "training": {"epochs": epochs, "patience": 5}},
+        "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
+        "attacks": {"eps": attack_eps, "steps": 100, "points": 1000},
+        "certification": {"eps": eps, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
+                          "teacher_training": {"epochs": epochs}, "robust_training": {"epochs": epochs},
+                          "warmup_epochs": 10, "student_training": {"epochs": epochs}},
+        "improvement": {"adversarial_eps": eps, "retrain_epochs": 5, "training": {"epochs": epochs}},
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "name": "quick",
@@ -47,32 +69,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                           "student_training": {"epochs": 20}},
         "improvement": {"retrain_epochs": 5, "training": {"epochs": 20}},
     },
-    "thesis-svhn": {
-        "name": "thesis-svhn",
-        "seeds": [0, 1, 2],
-        "data": {"dataset": "svhn-middle"},
-        "teacher": {"spec": "teacher-svhn", "training": {"epochs": 30, "patience": 5}},
-        "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
-                     "training": {"epochs": 30, "patience": 5}},
-        "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
-        "attacks": {"eps": [round(0.01 * i, 2) for i in range(21)], "steps": 100, "points": 1000},
-        "certification": {"eps": 0.01, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
-                          "teacher_training": {"epochs": 30}, "robust_training": {"epochs": 30}, "warmup_epochs": 10,
-                          "student_training": {"epochs": 30}},
-        "improvement": {"adversarial_eps": 0.01, "retrain_epochs": 5, "training": {"epochs": 30}},
-    },
-    "thesis-cifar10": {
-        "name": "thesis-cifar10",
-        "seeds": [0, 1, 2],
-        "data": {"dataset": "cifar10"},
-        "teacher": {"spec": "teacher-cifar10", "training": {"epochs": 40, "patience": 5}},
-        "students": {"snn": [100, 400, 1600, 6400], "scnn1": [8, 32, 128], "scnn2": ["8-16", "32-64", "128-256"],
-                     "training": {"epochs": 40, "patience": 5}},
-        "temperature": {"scnn2": ["8-16", "32-64"], "temperatures": _TEMPERATURES, "transfer_set": "extra"},
-        "attacks": {"eps": [round(0.005 * i, 3) for i in range(11)], "steps": 100, "points": 1000},
-        "certification": {"eps": 2 / 255, "points": 1000, "exact_points": 100, "exact_time_limit": 20.0,
-                          "teacher_training": {"epochs": 40}, "robust_training": {"epochs": 40}, "warmup_epochs": 10,
-                          "student_training": {"epochs": 40}},
-        "improvement": {"adversarial_eps": 2 / 255, "retrain_epochs": 5, "training": {"epochs": 40}},
-    },
+    "thesis-svhn": _thesis("thesis-svhn", "svhn-middle", "teacher-svhn", epochs=30, eps=0.01,
+                           attack_eps=[round(0.01 * i, 2) for i in range(21)]),
+    "thesis-cifar10": _thesis("thesis-cifar10", "cifar10", "teacher-cifar10", epochs=40, eps=2 / 255,
+                              attack_eps=[round(0.005 * i, 3) for i in range(11)]),
 }

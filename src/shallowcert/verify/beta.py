@@ -42,9 +42,8 @@ import time
 
 import torch
 
-from shallowcert.bounds.adam import ProjectedAdam
-from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
-from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
+from shallowcert.bounds import (LinearBound, ProjectedAdam, Relaxation, back_substitute, concretize, relax, unstable_mask,
+                               with_lower_slopes)
 from shallowcert.verify.refine import refine_after_splits
 from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, SubdomainBounder, branching_scores,
                                           per_disjunct_max, repeat_domains, split_states)

@@ -23,11 +23,7 @@ import math
 
 import torch
 
-from shallowcert.bounds.affine import AffineMap
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.network import Network
-from shallowcert.bounds.relaxation import relax, unstable_mask
-from shallowcert.bounds.screen import packed
+from shallowcert.bounds import AffineMap, Network, back_substitute, concretize, packed, relax, unstable_mask
 
 Bounds = list[tuple[torch.Tensor, torch.Tensor]]
 

@@ -26,11 +26,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.engine import BoundOptions, relaxed_bound
-from shallowcert.bounds.intermediate import states_of
-from shallowcert.bounds.network import Network, read_network
-from shallowcert.bounds.relaxation import relax, unstable_mask
+from shallowcert.bounds import (BoundOptions, Network, as_relu, back_substitute, concretize, read_network, relax,
+                                relaxed_bound, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
@@ -50,7 +47,7 @@ def tree_cat(trees: list[Tree]) -> Tree:
     first = trees[0]
     if isinstance(first, torch.Tensor):
         return torch.cat(trees)  # type: ignore[arg-type]
-    return tuple(tree_cat([t[i] for t in trees]) for i in range(len(first)))  # type: ignore[index]
+    return tuple(tree_cat([t[i] for t in trees]) for i in range(len(first)))
 
 
 def repeat_domains(tensor: torch.Tensor, times: int) -> torch.Tensor:
@@ -156,7 +153,7 @@ class SubdomainBounder:
             centre = model((self.prop.lower + self.prop.upper).unsqueeze(0) / 2)
         scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
         self.margin = float(rounding_margin(scale)[0])
-        self.shapes = [self.network.steps[p].shape for p in self.network.relu_positions]
+        self.shapes = [as_relu(self.network.steps[p]).shape for p in self.network.relu_positions]
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         """States of ``count`` copies of the whole box (nothing split)."""
