@@ -100,10 +100,11 @@ def test_branch_and_bound_proves_what_crown_cannot() -> None:
     center = torch.tensor([0.225, 0.15], dtype=torch.float64)
     with torch.no_grad():
         label = int(model(center.unsqueeze(0)).argmax())
-    for eps in (0.15, 0.16):
+    for eps in (0.17, 0.18):
         prop = robustness_property(center, eps, label, 3)
-        bounder = SubdomainBounder(model, prop)
-        assert not bool(bounder.bound_domains(bounder.free_states(1)).verified[0])  # CROWN alone fails
+        for method in ("crown", "alpha-crown"):
+            bounder = SubdomainBounder(model, prop, method=method)
+            assert not bool(bounder.bound_domains(bounder.free_states(1)).verified[0])  # the bound alone fails
         result = verify(model, prop, timeout=20, method="crown", milp_unstable=-1)  # no MILP on the whole box
         assert result.status == "unsat" and result.method == "bab" and result.stats["domains"] > 1
         assert _sample_violation(model, prop) > 0

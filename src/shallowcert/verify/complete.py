@@ -9,9 +9,9 @@
    (:func:`shallowcert.verify.falsify.attack`, at most ``ATTACK_SHARE`` of the time) against
    the disjuncts the bounds left open.
 3. **Branch and bound** (:mod:`shallowcert.verify.bab`) over ReLU splits, each subdomain
-   bounded by beta-CROWN on the whole box's intermediate bounds
-   (:mod:`shallowcert.verify.beta`), with periodic falsification; its fully split
-   subdomains are settled by the MILP (an LP there).
+   bounded by beta-CROWN warm-started from its parent, on its parent's intermediate bounds
+   refined after the new split (:mod:`shallowcert.verify.beta`), with periodic
+   falsification; its fully split subdomains are settled by the MILP (an LP there).
 4. **Exact MILP** (:mod:`shallowcert.verify.milp`) on the whole box when it leaves at most
    ``milp_unstable`` unstable ReLUs and branch and bound did not finish in half the time
    left: small enough for HiGHS, given the rest.
@@ -50,14 +50,14 @@ ATTACK_SHARE = 0.1  # of the time limit, at most, for the attack between the who
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
-           device: torch.device | str | None = None, seed: int = 0, batch: int = 256,
+           device: torch.device | str | None = None, seed: int = 0, batch: int | None = None,
            max_domains: int = 2_000_000, milp_unstable: int = MILP_UNSTABLE) -> VerificationResult:
     """Decide whether some input in ``prop``'s box reaches its unsafe set (module docstring).
 
     ``timeout``: seconds of wall time for the whole call (checked between steps and inside
     branch and bound's optimisation; the whole-box bounds and one MILP node finish first).
     ``method``: the whole-box bound of step 2 (``crown`` or ``alpha-crown``), whose
-    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call;
+    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call (default: what the memory budget holds);
     ``max_domains``: the branch-and-bound budget (``unknown`` beyond it).
     """
     start = time.monotonic()
