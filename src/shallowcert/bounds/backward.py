@@ -6,6 +6,8 @@ through a ReLU with relaxation (slopes ``a`` lower, ``s`` upper, intercept ``t``
 ``lam · relu(x) >= (lam+ a + lam- s) · x + lam- · t`` where ``lam+ = max(lam, 0)``,
 ``lam- = min(lam, 0)``. The lower bound on the relaxed upper side uses ``lam+ · t`` and is
 valid only when ``a == s`` (the dual relaxation), for which ``lam`` is the same both ways.
+Through a max pool, its lines (:mod:`shallowcert.bounds.maxpool`) for the lower bound; its
+upper offset is the lower one's (the lines differ: there is no symmetric upper bound).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation
 from shallowcert.bounds.network import Step
 from shallowcert.bounds.relaxation import Relaxation
 
@@ -37,12 +40,12 @@ def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(2).sum(-1)
 
 
-def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation], *,
+def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation | PoolRelaxation], *,
                     begin: int = 0, extra: dict[int, torch.Tensor] | None = None,
                     record: dict[int, torch.Tensor] | None = None) -> LinearBound:
     """Push ``lam`` (``(N, K, *out_shape of steps[-1]``) back to the input of ``steps[begin]``.
 
-    ``relaxations[i]`` relaxes the ReLU at ``steps[i]``. ``extra[i]`` (optional, shaped like
+    ``relaxations[i]`` relaxes the ReLU or max pool at ``steps[i]``. ``extra[i]`` (optional, shaped like
     the coefficients there): a linear term ``extra[i] · z`` in the *input* ``z`` of ReLU ``i``
     added to the function (e.g. beta-CROWN's split multipliers). ``record`` (optional): filled
     with the coefficients of each ReLU's *output* as they were reached.
@@ -56,6 +59,9 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
                 term = row_dot(lam, step.bias)
                 lower, upper = lower + term, upper + term
             lam = step.transpose(lam)
+        elif isinstance(step, MaxPoolStep):
+            lam, term = step.transpose(lam, relaxations[index])
+            lower, upper = lower + term, upper + term
         else:
             if record is not None:
                 record[index] = lam

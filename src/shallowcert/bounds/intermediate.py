@@ -26,24 +26,41 @@ import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, Step
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation
+from shallowcert.bounds.network import Network, ReLUStep, Step
 from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.screen import Box, activation_box, packed, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
+Relaxations = dict[int, Relaxation | PoolRelaxation]
 
 
-def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) -> Bounds:
-    """IBP bounds of every ReLU's input, keyed by the ReLU's step index."""
+def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor,
+                    pools: Bounds | None = None) -> Bounds:
+    """IBP bounds of every ReLU's input, keyed by the ReLU's step index; ``pools`` (optional)
+    is filled with those of every max pool's input."""
     bounds: Bounds = {}
     start = 0
-    for position in network.relu_positions:
+    for position in network.nonlinear_positions:
         lower, upper = affine_interval(network.steps[start:position], lower, upper)
-        bounds[position] = (lower, upper)
+        if isinstance(network.steps[position], ReLUStep):
+            bounds[position] = (lower, upper)
+        elif pools is not None:
+            pools[position] = (lower, upper)
         start = position
     return bounds
+
+
+def interval_relaxations(network: Network, lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str,
+                         ) -> tuple[Bounds, Relaxations]:
+    """IBP bounds of every ReLU's input and the relaxations of every ReLU and max pool they give."""
+    pools: Bounds = {}
+    bounds = interval_bounds(network, lower, upper, pools)
+    relaxations: Relaxations = {p: relax(lo, up, lower_slope=lower_slope) for p, (lo, up) in bounds.items()}
+    relaxations.update({p: network.steps[p].relax(lo, up) for p, (lo, up) in pools.items()})
+    return bounds, relaxations
 
 
 ACTIVE, INACTIVE, UNKNOWN = 1, -1, 0
@@ -83,7 +100,7 @@ class RowSlopes:
     reference: Bounds
 
 
-def initial_row_slopes(network: Network, bounds: Bounds, relaxations: dict[int, Relaxation]) -> RowSlopes:
+def initial_row_slopes(network: Network, bounds: Bounds, relaxations: Relaxations) -> RowSlopes:
     """Row slopes starting at the ``relaxations``' lower slopes (CROWN's), for the neurons that
     ``bounds`` leave unstable at every ReLU after the first; ``reference``: ``bounds``, detached."""
     neurons, slopes = {}, {}
@@ -92,7 +109,7 @@ def initial_row_slopes(network: Network, bounds: Bounds, relaxations: dict[int, 
         if not bool(unstable.any()):
             continue
         steps = network.steps[:position]
-        maps = {p: r.lower_slope.detach() for p, r in relaxations.items() if p < position}
+        maps = {p: r.lower_slope.detach() for p, r in relaxations.items() if p < position and isinstance(r, Relaxation)}
         if layer_plan(steps, tuple(unstable.shape[1:])).patches:
             maps = {p: slope.squeeze(1) for p, slope in maps.items()}
             slopes[position] = relu_windows(steps, unstable.nonzero(), tuple(unstable.shape[1:]), maps, repeat=2)
@@ -115,7 +132,7 @@ def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.T
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
                   known: dict[int, torch.Tensor] | None = None, rows: RowSlopes | None = None,
-                  ) -> tuple[Bounds, dict[int, Relaxation]]:
+                  ) -> tuple[Bounds, Relaxations]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
     ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
@@ -126,14 +143,19 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     """
     lower_in, upper_in = box
     mid, rad = (upper_in + lower_in) / 2, (upper_in - lower_in) / 2
-    symmetric = lower_slope == "dual"
+    symmetric = lower_slope == "dual" and not network.pool_positions
     bounds: Bounds = {}
-    relaxations: dict[int, Relaxation] = {}
+    relaxations: Relaxations = {}
     screens: dict[int, Box] = {}  # dual only: boxes of the relaxed activations (shallowcert.bounds.screen)
     start, previous, activation, after = 0, (lower_in, upper_in), (mid, rad), 0  # after: first step past the last ReLU
-    for position in network.relu_positions:
+    for position in network.nonlinear_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
+        if isinstance(network.steps[position], MaxPoolStep):
+            lower, upper = _pool_inputs(network, start, position, (lower, upper), relaxations, mid, rad)
+            relaxations[position] = network.steps[position].relax(lower, upper)
+            start, previous = position, (lower, upper)
+            continue
         lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
         if rows is None:
             candidates = unstable_mask(lower, upper)
@@ -145,11 +167,8 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         computed = None
         if bound:
             computed = candidates
-            if layer_plan(steps, tuple(lower.shape[1:])).patches:
-                tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
-            else:
-                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
-                                                         slopes)
+            tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
+                                                     slopes)
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
         if rows is not None:
@@ -163,7 +182,34 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     return bounds, relaxations
 
 
-def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+def _tight_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
+                  rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Back-substitution bounds of the ``candidates`` of the output of ``steps``, in patches or dense rows."""
+    if layer_plan(steps, tuple(candidates.shape[1:])).patches:
+        return _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
+    return _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens, slopes)
+
+
+def _pool_inputs(network: Network, start: int, position: int, box: tuple[torch.Tensor, torch.Tensor],
+                 relaxations: Relaxations, mid: torch.Tensor, rad: torch.Tensor,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds of a max pool's input: ``box`` (interval arithmetic from the last ReLU or pool), tightened
+    by back-substitution when a map that mixes coordinates lies in between (a pool right after a
+    ReLU keeps the ReLU's clamped bounds: they are as tight as that ReLU's)."""
+    steps = network.steps[:position]
+    lower, upper = box
+    if mixing_maps(network.steps[start + 1:position]) == 0 if relaxations else mixing_maps(steps) <= 1:
+        return lower, upper
+    candidates = upper > lower
+    if not bool(candidates.any()):
+        return lower, upper
+    tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, False, {}, None)
+    return (lower.masked_scatter(candidates, torch.maximum(lower[candidates], tight_lower)),
+            upper.masked_scatter(candidates, torch.minimum(upper[candidates], tight_upper)))
+
+
+def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool, slopes: dict[int, torch.Tensor] | None,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     neurons = candidates.nonzero()
@@ -175,7 +221,7 @@ def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
     return lower[0], -lower[1]
 
 
-def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point.

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
+from shallowcert.bounds.maxpool import MaxPoolStep
 from shallowcert.bounds.network import Network, ReLUStep, Step
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
@@ -40,9 +41,12 @@ class LayerPlan:
 
 
 def is_spatial(steps: list[Step]) -> bool:
-    """Every step is a ReLU on a feature map or a map with a window (convolution, scaling)."""
-    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
-               for s in steps)
+    """Every step is a ReLU on a feature map, a max pool or a map with a window (convolution, scaling)."""
+    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or _windowed(s) for s in steps)
+
+
+def _windowed(step: Step) -> bool:
+    return isinstance(step, MaxPoolStep) or (isinstance(step, AffineMap) and step.window is not None)
 
 
 def mixing_maps(steps: list[Step]) -> int:
@@ -55,7 +59,7 @@ def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
     """Per-neuron window values at the input of each affine step, going back from the end."""
     size, sizes = (1, 1), []
     for step in reversed(steps):
-        if isinstance(step, AffineMap):
+        if _windowed(step):
             kernel, stride, _ = step.window
             size = tuple((size[d] - 1) * stride[d] + kernel[d] for d in range(2))
             sizes.append(step.in_shape[0] * size[0] * size[1])
@@ -64,7 +68,7 @@ def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
 
 def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     """The plan for neurons of shape ``target_shape`` at the output of ``steps``."""
-    dense = tuple(math.prod(s.in_shape) for s in reversed(steps) if isinstance(s, AffineMap))
+    dense = tuple(math.prod(s.in_shape) for s in reversed(steps) if not isinstance(s, ReLUStep))
     if len(target_shape) == 3 and is_spatial(steps):
         windows = _window_sizes(steps)
         if sum(windows) < sum(dense):

@@ -1,0 +1,271 @@
+"""Max pooling in the bounds engine: soundness (samples, PGD, exact MILP), exactness where the
+relaxation is exact, patches against dense rows, alpha-CROWN against CROWN, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.optimize import Bounds, LinearConstraint, milp
+from torch import nn
+
+from bounds_support import pgd_minimum, samples, spec_values
+from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
+from shallowcert.bounds import intermediate as intermediate_module
+from shallowcert.bounds.network import read_network
+from shallowcert.bounds.plan import LayerPlan
+from shallowcert.errors import UnsupportedLayerError
+
+ARCHITECTURES = {
+    # conv, ReLU, pool (the teachers' order), a padded overlapping pool, a final FC block
+    "relu-pool": lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(6 * 2 * 2, 10), nn.ReLU(), nn.Linear(10, 3)),
+    # a pool on pre-activations (before the ReLU), then a pool as the last nonlinear layer
+    "pool-relu": lambda: nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=1, padding=1), nn.MaxPool2d(2, 1), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2),
+        nn.ReLU(), nn.MaxPool2d(2, 1), nn.Flatten(), nn.Linear(5 * 2 * 2, 3)),
+}
+
+
+def _model(name: str, seed: int) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return ARCHITECTURES[name]().double().eval()
+
+
+def _problem(model: nn.Module, seed: int, eps: float = 0.05, points: int = 4) -> tuple[InputSet, torch.Tensor]:
+    x = torch.rand(points, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        spec = margin_spec(model(x).argmax(1), 3).double()
+    return InputSet(x, torch.full((points,), eps, dtype=torch.float64)), spec
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("seed", range(3))
+def test_bounds_hold_on_samples_and_against_pgd(name: str, seed: int) -> None:
+    model = _model(name, seed)
+    input_set, spec = _problem(model, seed)
+    sampled = spec_values(model, samples(input_set, 256, seed=seed), spec).amin(0)
+    attacked = pgd_minimum(model, input_set, spec, steps=40, restarts=3)
+    found = torch.minimum(sampled, attacked)
+    for method in METHODS:
+        bound = lower_bounds(model, input_set, spec, method=method, alpha_steps=10).detach()
+        assert bool((bound <= found + 1e-9).all()), method
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("seed", range(2))
+def test_alpha_crown_is_never_looser_than_crown(name: str, seed: int) -> None:
+    model = _model(name, seed)
+    input_set, spec = _problem(model, seed)
+    crown = lower_bounds(model, input_set, spec, method="crown").detach()
+    alpha = lower_bounds(model, input_set, spec, method="alpha-crown", alpha_steps=20).detach()
+    final_only = lower_bounds(model, input_set, spec, method="alpha-crown", alpha_steps=20,
+                              alpha_intermediate=False).detach()
+    for bound in (alpha, final_only):
+        assert bool((bound >= crown - 1e-9).all())
+        assert float(bound.sum()) > float(crown.sum())
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("method", ["dual", "crown"])
+def test_patches_equal_dense_rows(name: str, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(name, 5)
+    input_set, spec = _problem(model, 5)
+    network = read_network(model, (1, 8, 8), torch.float64)
+    patched = [p for p in network.relu_positions
+               if intermediate_module.layer_plan(network.steps[:p], network.steps[p].shape).patches]
+    assert any(any(q < p for q in network.pool_positions) for p in patched)  # a pool is crossed in patches
+    with_patches = lower_bounds(model, input_set, spec, method=method)
+    monkeypatch.setattr(intermediate_module, "layer_plan", lambda steps, shape: LayerPlan(False, ()))
+    dense = lower_bounds(model, input_set, spec, method=method)
+    assert torch.allclose(with_patches, dense, atol=1e-10, rtol=0)
+
+
+def test_interval_bounds_of_a_pool_are_the_window_extremes() -> None:
+    model = nn.Sequential(nn.MaxPool2d(2), nn.Flatten()).double()
+    x = torch.rand(3, 2, 4, 4, dtype=torch.float64)
+    eps = torch.rand(3, 2, 4, 4, dtype=torch.float64) * 0.2
+    input_set = InputSet(x, eps, domain=None)
+    lower = lower_bounds(model, input_set, None, method="ibp")
+    upper = -lower_bounds(model, input_set, -torch.eye(8, dtype=torch.float64).expand(3, 8, 8), method="ibp")
+    assert torch.allclose(lower, F.max_pool2d(x - eps, 2).flatten(1))
+    assert torch.allclose(upper, F.max_pool2d(x + eps, 2).flatten(1))
+
+
+def test_stable_windows_are_exact() -> None:
+    """A linear network around a pool whose windows each have one clear winner: the bound is the
+    exact minimum of the linear function the network is on the box."""
+    torch.manual_seed(0)
+    conv, linear = nn.Conv2d(1, 2, 1), nn.Linear(2 * 2 * 2, 3)
+    model = nn.Sequential(conv, nn.MaxPool2d(2), nn.Flatten(), linear).double()
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    x[:, :, ::2, ::2] = 1.0  # the top-left input of every window is far ahead
+    with torch.no_grad():
+        conv.weight.data.fill_(1.0)
+        conv.bias.data.zero_()
+    model = model.double()
+    input_set = InputSet(x, torch.full((2,), 0.1, dtype=torch.float64), domain=None)
+    spec = torch.randn(2, 3, 3, dtype=torch.float64)
+    rows = (spec @ linear.weight.double()).reshape(2, 3, 2, 4).sum(2)  # per winning input (both channels copy it)
+    centre = torch.einsum("nkc,nc->nk", spec, model(x))
+    exact = centre - 0.1 * rows.abs().sum(-1)  # each winner moves by +-0.1, independently
+    for method in ("dual", "crown", "crown-ibp", "alpha-crown"):
+        bound = lower_bounds(model, input_set, spec, method=method, alpha_steps=5)
+        assert torch.allclose(bound, exact, atol=1e-12), method
+    assert bool((lower_bounds(model, input_set, spec, method="ibp") < exact - 1e-3).any())  # IBP splits the copies
+
+
+def _windows(step_shape: tuple[int, int, int], pool: nn.MaxPool2d) -> np.ndarray:
+    """Indices (flat, into the pool's input) of every output's window inputs: ``(outputs, k)``; -1 pads."""
+    index = torch.arange(np.prod(step_shape), dtype=torch.float64).reshape(1, *step_shape)
+    k, s, p = pool.kernel_size, pool.stride, pool.padding
+    padded = F.pad(index, (p, p, p, p), value=-1.0)
+    columns = F.unfold(padded, k, stride=s).reshape(step_shape[0], k * k, -1)  # (C, k, L)
+    return columns.permute(0, 2, 1).reshape(-1, k * k).long().numpy()
+
+
+def milp_minimum_with_pools(model: nn.Sequential, lower: np.ndarray, upper: np.ndarray, row: np.ndarray,
+                            in_shape: tuple[int, ...]) -> float:
+    """Exact ``min row · f(x)`` over the box for a Conv/Linear/ReLU/MaxPool2d/Flatten network.
+
+    Each affine stretch becomes a dense matrix; ReLU: the usual big-M; max pool ``y = max_i z_i``
+    with window bounds ``l_i <= z_i <= u_i``, ``M = max u``: ``y >= z_i``,
+    ``y <= z_i + (M - l_i)(1 - d_i)``, ``sum_i d_i = 1`` (``d_i = 1`` forces ``y = z_i``)."""
+    columns: list[list[tuple[int, float]]] = []  # constraint rows as sparse lists
+    row_lower: list[float] = []
+    row_upper: list[float] = []
+    var_lower, var_upper, integer = list(lower), list(upper), [0] * lower.size
+    current = list(range(lower.size))  # variable index of every value of the activation
+    box = (lower.copy(), upper.copy())
+    shape = tuple(in_shape)
+    affine: tuple[np.ndarray, np.ndarray] | None = None
+
+    def new(lo: float, hi: float, binary: int = 0) -> int:
+        var_lower.append(lo), var_upper.append(hi), integer.append(binary)
+        return len(var_lower) - 1
+
+    def flush() -> None:
+        nonlocal current, box, affine
+        if affine is None:
+            return
+        w, b = affine
+        mid, rad = (box[1] + box[0]) / 2, (box[1] - box[0]) / 2
+        lo, hi = w @ mid + b - np.abs(w) @ rad - 1e-7, w @ mid + b + np.abs(w) @ rad + 1e-7
+        outputs = []
+        for j in range(w.shape[0]):
+            z = new(lo[j], hi[j])
+            columns.append([(z, 1.0)] + [(current[i], -w[j, i]) for i in np.nonzero(w[j])[0]])
+            row_lower.append(b[j]), row_upper.append(b[j])
+            outputs.append(z)
+        current, box, affine = outputs, (lo, hi), None
+
+    for layer in model:
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Flatten)):
+            size = int(np.prod(shape))
+            with torch.no_grad():
+                eye = torch.eye(size, dtype=torch.float64).reshape(size, *shape)
+                out = layer(eye)
+                bias = layer(torch.zeros(1, *shape, dtype=torch.float64))
+            w = (out - bias).reshape(size, -1).T.numpy()
+            b = bias.reshape(-1).numpy()
+            shape = tuple(out.shape[1:])
+            affine = (w, b) if affine is None else (w @ affine[0], w @ affine[1] + b)
+            continue
+        flush()
+        lo, hi = box
+        if isinstance(layer, nn.ReLU):
+            outputs = []
+            for j, z in enumerate(current):
+                a = new(max(lo[j], 0.0), max(hi[j], 0.0))
+                outputs.append(a)
+                if lo[j] >= 0:
+                    columns.append([(a, 1.0), (z, -1.0)]), row_lower.append(0.0), row_upper.append(0.0)
+                elif hi[j] > 0:
+                    d = new(0.0, 1.0, 1)
+                    columns.append([(a, 1.0), (z, -1.0)]), row_lower.append(0.0), row_upper.append(np.inf)
+                    columns.append([(a, 1.0), (z, -1.0), (d, -lo[j])]), row_lower.append(-np.inf)
+                    row_upper.append(-lo[j])
+                    columns.append([(a, 1.0), (d, -hi[j])]), row_lower.append(-np.inf), row_upper.append(0.0)
+            current, box = outputs, (np.maximum(lo, 0), np.maximum(hi, 0))
+        elif isinstance(layer, nn.MaxPool2d):
+            windows = _windows(shape, layer)
+            outputs, new_lo, new_hi = [], [], []
+            for window in windows:
+                real = window[window >= 0]
+                top = float(hi[real].max())
+                y = new(float(lo[real].max()), top)
+                picks = []
+                for i in real:
+                    d = new(0.0, 1.0, 1)
+                    picks.append((d, 1.0))
+                    columns.append([(y, 1.0), (current[i], -1.0)]), row_lower.append(0.0), row_upper.append(np.inf)
+                    columns.append([(y, 1.0), (current[i], -1.0), (d, top - lo[i])]), row_lower.append(-np.inf)
+                    row_upper.append(top - lo[i])
+                columns.append(picks), row_lower.append(1.0), row_upper.append(1.0)
+                outputs.append(y), new_lo.append(var_lower[y]), new_hi.append(top)
+            k, s, p = layer.kernel_size, layer.stride, layer.padding
+            shape = (shape[0], (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1)
+            current, box = outputs, (np.array(new_lo), np.array(new_hi))
+        else:
+            raise TypeError(type(layer).__name__)
+    w, b = affine if affine is not None else (np.eye(len(current)), np.zeros(len(current)))
+    total = len(var_lower)
+    matrix = np.zeros((len(columns), total))
+    for r, entries in enumerate(columns):
+        for c, value in entries:
+            matrix[r, c] += value
+    objective = np.zeros(total)
+    objective[current] = row @ w
+    result = milp(objective, constraints=LinearConstraint(matrix, row_lower, row_upper), integrality=np.array(integer),
+                  bounds=Bounds(np.array(var_lower), np.array(var_upper)), options={"mip_rel_gap": 1e-9})
+    assert result.success, result.message
+    return float(result.fun + row @ b)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bounds_never_below_the_exact_milp_minimum(seed: int) -> None:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2, 1), nn.Flatten(), nn.Linear(2 * 2 * 2, 4),
+                          nn.ReLU(), nn.Linear(4, 3)).double().eval()
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    input_set = InputSet(x, torch.full((2,), 0.15, dtype=torch.float64), domain=None)
+    spec = margin_spec(model(x).argmax(1), 3).double()
+    lower, upper = input_set.box()
+    exact = torch.tensor([[milp_minimum_with_pools(model, lower[n].flatten().numpy(), upper[n].flatten().numpy(),
+                                                   (spec[n, k] @ torch.eye(3, dtype=torch.float64)).numpy(),
+                                                   (1, 4, 4)) for k in range(2)] for n in range(2)])
+    sampled = spec_values(model, samples(input_set, 512, seed=seed), spec).amin(0)
+    assert bool((exact <= sampled + 1e-7).all())  # the MILP is a real minimum
+    for method in METHODS:
+        bound = lower_bounds(model, input_set, spec, method=method, alpha_steps=10)
+        assert bool((bound <= exact + 1e-7).all()), method
+
+
+def test_bounds_are_differentiable_through_pools() -> None:
+    model = _model("relu-pool", 0).float()
+    input_set, spec = _problem(model.double(), 0)
+    model = model.float()
+    center = input_set.center.float()
+    for method in ("crown-ibp", "crown"):
+        bound = lower_bounds(model, InputSet(center, input_set.eps.float()), spec.float(), method=method)
+        model.zero_grad()
+        (-bound.sum()).backward()
+        assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in model.parameters()), method
+        assert float(model[0].weight.grad.abs().sum()) > 0, method
+
+
+@pytest.mark.parametrize("layer, pattern", [
+    (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode"),
+    (nn.MaxPool2d(2, dilation=2), "dilation"),
+    (nn.AdaptiveMaxPool2d(2), "adaptive"),
+    (nn.AdaptiveAvgPool2d(2), "adaptive"),
+    (nn.AvgPool2d(2, ceil_mode=True), "ceil_mode"),
+])
+def test_unsupported_pooling_is_refused_by_name(layer: nn.Module, pattern: str) -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), layer, nn.Flatten(), nn.LazyLinear(3))
+    with torch.no_grad():
+        model(torch.rand(1, 1, 9, 9))
+    with pytest.raises(UnsupportedLayerError, match=rf"layer 2 \({type(layer).__name__}\).*{pattern}"):
+        lower_bounds(model, InputSet(torch.rand(1, 1, 9, 9), torch.tensor([0.1])))
