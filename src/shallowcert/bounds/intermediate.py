@@ -1,9 +1,15 @@
-"""Pre-activation bounds of every ReLU, layer by layer.
+"""Pre-activation bounds of every ReLU, layer by layer, and the lines of every max pool.
 
 For each ReLU, interval arithmetic from the previous layer's bounds first proves most
 neurons stable; only the remaining *candidates* get a back-substitution bound (patches
 for convolutional layers, dense rows otherwise), computed with the relaxations of all
 earlier ReLUs. Stable neurons keep their interval bounds: only their sign matters later.
+
+A max pool's input bounds come from interval arithmetic from the layer before; right after a
+ReLU (or pool) they are that layer's bounds, clamped (as tight as they are); after a map that
+mixes coordinates its inputs are back-substituted like a ReLU's candidates. Its lines
+(:mod:`shallowcert.bounds.maxpool`) join the ReLU relaxations, keyed by its step index; it has
+no states and is never split.
 
 Known states (``known``, :func:`states_of`) are ReLU states proved on a *superset* of the
 input set, e.g. by an evaluation at a larger radius around the same point: a neuron active
@@ -61,6 +67,23 @@ def interval_relaxations(network: Network, lower: torch.Tensor, upper: torch.Ten
     relaxations: Relaxations = {p: relax(lo, up, lower_slope=lower_slope) for p, (lo, up) in bounds.items()}
     relaxations.update({p: network.steps[p].relax(lo, up) for p, (lo, up) in pools.items()})
     return bounds, relaxations
+
+
+def pool_relaxations(network: Network, bounds: Bounds, box: tuple[torch.Tensor, torch.Tensor],
+                     ) -> dict[int, PoolRelaxation]:
+    """CROWN's lines of every max pool, its input bounds by interval arithmetic from the last
+    ReLU's input bounds in ``bounds`` (or the input ``box``). Sound for any sound ``bounds``; the
+    same lines as :func:`linear_bounds` when each pool directly follows a ReLU or a pool."""
+    pools: dict[int, PoolRelaxation] = {}
+    start, previous = 0, box
+    for position in network.nonlinear_positions:
+        lower, upper = affine_interval(network.steps[start:position], *previous)
+        if isinstance(network.steps[position], MaxPoolStep):
+            pools[position] = network.steps[position].relax(lower, upper)
+            start, previous = position, (lower, upper)
+        else:
+            start, previous = position, bounds[position]
+    return pools
 
 
 ACTIVE, INACTIVE, UNKNOWN = 1, -1, 0

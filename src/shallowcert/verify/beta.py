@@ -21,7 +21,10 @@ duality), which Adam approaches.
 
 Only the whole box is bounded with full CROWN (or alpha-CROWN); a subdomain then costs
 ``steps`` back-substitutions of its open rows alone, instead of bounding every unstable
-neuron again — what makes deep networks' branch and bound affordable.
+neuron again — what makes deep networks' branch and bound affordable. Max pools are never
+split: they keep the CROWN lines of the subdomain's ReLU bounds
+(:func:`shallowcert.bounds.intermediate.pool_relaxations`), so a subdomain whose ReLUs are all
+split is exact only when every pool window is stable.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 
 from shallowcert.bounds.adam import ProjectedAdam
 from shallowcert.bounds.backward import back_substitute, concretize
+from shallowcert.bounds.intermediate import pool_relaxations
 from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
 from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, branching_scores, per_disjunct_max
 
@@ -93,6 +97,7 @@ class SplitBounder:
             pre.append((lo, up))
             relaxations[p] = relax(lo, up, lower_slope="crown")
             signs[p] = state.flatten(1)[:, index].to(lo.dtype).unsqueeze(1)  # 0 where not split
+        pools = pool_relaxations(base.network, dict(zip(self.positions, pre)), (lower, upper))  # never split
         # one slope and one multiplier per domain, row and neuron unstable on the box
         alpha = {p: r.lower_slope.flatten(2)[:, :, index].expand(-1, len(needed), -1).clone()
                  for (p, r), index in zip(relaxations.items(), self.unstable)}
@@ -114,7 +119,7 @@ class SplitBounder:
                                                        .index_copy(2, index, alpha[p]).reshape(shape))
                     terms[p] = spec.new_zeros(shape[0], shape[1], index.new_tensor(shape[2:]).prod()) \
                         .index_copy(2, index, -beta[p] * signs[p]).reshape(shape)
-                bound = back_substitute(base.network.steps, spec, full_slopes, extra=terms, record=record)
+                bound = back_substitute(base.network.steps, spec, {**full_slopes, **pools}, extra=terms, record=record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift
                 with torch.no_grad():
                     improved = value > best

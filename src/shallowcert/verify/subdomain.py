@@ -27,7 +27,7 @@ from torch import nn
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.engine import BoundOptions, relaxed_bound
-from shallowcert.bounds.intermediate import states_of
+from shallowcert.bounds.intermediate import pool_relaxations, states_of
 from shallowcert.bounds.network import Network, read_network
 from shallowcert.bounds.relaxation import relax, unstable_mask
 from shallowcert.certify.precision import rounding_margin
@@ -134,6 +134,8 @@ class SubdomainBounder:
                 target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         steps, positions = self.network.steps, self.network.relu_positions
         relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+        relaxations.update(pool_relaxations(self.network, bounds, (self.prop.lower.unsqueeze(0),
+                                                                   self.prop.upper.unsqueeze(0))))
         lam = self.matrix[target].unsqueeze(1)
         end, scores = len(steps), {}
         for p, known in zip(reversed(positions), reversed(states)):
