@@ -15,6 +15,7 @@ from shallowcert.bounds import intermediate as intermediate_module
 from shallowcert.bounds.network import read_network
 from shallowcert.bounds.plan import LayerPlan
 from shallowcert.errors import UnsupportedLayerError
+from shallowcert.robust import robust_loss
 from shallowcert.verify import robustness_property, verify
 
 ARCHITECTURES = {
@@ -190,3 +191,24 @@ def test_verify_agrees_with_the_exact_minimum_on_a_pool_net(seed: int) -> None:
         assert margin <= 1e-7
     else:
         assert result.status in ("unknown", "timeout")
+
+
+def test_crown_ibp_training_of_a_pool_net_lowers_its_robust_loss() -> None:
+    """A few Adam steps on the CROWN-IBP robust loss of a conv-ReLU-pool net (fixed batch)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3))
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(16) % 3
+    x[:, :, :4] += (y.float() / 3).reshape(-1, 1, 1, 1)  # a learnable signal
+    x = x.clamp(0, 1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.03)
+    losses = []
+    for _ in range(30):
+        result = robust_loss(model, x, y, 0.01, method="crown-ibp")
+        optimiser.zero_grad()
+        result.loss.backward()
+        optimiser.step()
+        losses.append(float(result.loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert robust_loss(model, x, y, 0.01, method="crown").robust_error < 1.0
