@@ -1,4 +1,4 @@
-"""The certification engine: lower bounds of ``C · f(x)`` over L-inf balls (ReLU networks).
+"""The certification engine: lower bounds of ``C · f(x)`` over L-inf balls (ReLU and max-pool networks).
 
 Public API::
 
@@ -15,7 +15,7 @@ Public API::
     METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
-slope); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
+slope; max pools have their own lines, :mod:`shallowcert.bounds.maxpool`); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
 ``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
 model's parameters are cast internally and gradients flow back to them. Points are processed
 in chunks that fit ``memory_budget`` bytes (default ``chunks.MEMORY_BUDGET`` = 1 GiB; with
