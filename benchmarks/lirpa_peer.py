@@ -1,57 +1,124 @@
-"""auto_LiRPA's side of ``benchmarks/maxpool.py``; runs in auto_LiRPA's own virtual environment.
+"""The auto_LiRPA side of ``benchmarks/lirpa.py``: a worker run in auto_LiRPA's own environment.
 
-    /work/lirpa-venv/bin/python benchmarks/lirpa_peer.py PROBLEM.pt RESULT.json [--threads T] [--chunk N]
+    /work/lirpa-venv/bin/python benchmarks/lirpa_peer.py
 
-``PROBLEM.pt`` (written by ``maxpool.py``, read with ``weights_only=True``): the layers of an
-``nn.Sequential`` as ``[type, *arguments]`` lists, its state dict, the points ``x``, the margin
-specification ``spec`` and the radius ``eps``. CROWN lower bounds of ``spec · f`` over the
-L-inf ball (no domain clipping), float64, ``chunk`` points per ``compute_bounds`` call; writes the
-bounds and the seconds spent in ``compute_bounds`` (model building excluded) as JSON.
-This file is never imported by shallowcert.
+It imports only torch and auto_LiRPA (never shallowcert). Each line on stdin is the path of a
+task file written by ``lirpa.py`` (``torch.save`` of plain tensors, lists and strings, read
+with ``weights_only=True``); the worker runs it and answers with the path of a result file on
+stdout. A task names the layers of an ``nn.Sequential`` (``["conv", in, out, kernel, stride,
+padding]``, ``["maxpool", kernel, stride, padding]``, ``["relu"]``, ``["flatten"]``,
+``["linear", in, out]``) with their state dict, the
+threads, and either
+
+* ``bounds``: lower bounds of ``C · f(x')`` over the L-inf ball ``eps`` around ``x`` by
+  ``method`` (``IBP``, ``CROWN``, ``CROWN-IBP``, ``alpha-CROWN``) with the given
+  ``bound_opts``; the result holds the bounds and the seconds of each repeat;
+* ``train``: ``steps`` training steps of ``method`` (``CROWN-IBP`` or ``CROWN``) on one batch:
+  the bounds ``J`` of the margin rows ``C`` (label minus each other class), the cross-entropy
+  of the logits ``(0, -J)`` with target 0 (equal to ``CE(-J, y)`` with 0 at the label), backward
+  and Adam (lr 1e-3); the result holds each step's loss and seconds.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from auto_LiRPA import BoundedModule, BoundedTensor
 from auto_LiRPA.perturbations import PerturbationLpNorm
 from torch import nn
 
-LAYERS = {"Conv2d": nn.Conv2d, "ReLU": nn.ReLU, "MaxPool2d": nn.MaxPool2d, "AvgPool2d": nn.AvgPool2d,
-          "Flatten": nn.Flatten, "Linear": nn.Linear}
+
+def build(layers: list[list]) -> nn.Sequential:
+    """The ``nn.Sequential`` the layer list names (module docstring)."""
+    modules: list[nn.Module] = []
+    for kind, *sizes in layers:
+        if kind == "conv":
+            channels_in, channels_out, kernel, stride, padding = sizes
+            modules.append(nn.Conv2d(channels_in, channels_out, kernel, stride=stride, padding=padding))
+        elif kind == "maxpool":
+            modules.append(nn.MaxPool2d(*sizes))
+        elif kind == "linear":
+            modules.append(nn.Linear(*sizes))
+        elif kind == "relu":
+            modules.append(nn.ReLU())
+        elif kind == "flatten":
+            modules.append(nn.Flatten())
+        else:
+            raise ValueError(f"unknown layer kind {kind!r}")
+    return nn.Sequential(*modules)
+
+
+def _bounded(task: dict) -> tuple[nn.Sequential, BoundedModule]:
+    net = build(task["layers"])
+    net.load_state_dict(task["state"])
+    net = net.to(task["x"].dtype)
+    torch.set_default_dtype(task["x"].dtype)  # its max-pool bounds allocate buffers in the default dtype
+    return net, BoundedModule(net, torch.empty_like(task["x"][:1]), bound_opts=task.get("bound_opts", {}),
+                              device="cpu")
+
+
+def _method(name: str) -> str:
+    return "CROWN-Optimized" if name == "alpha-CROWN" else name
+
+
+def _input(task: dict, x: torch.Tensor) -> BoundedTensor:
+    eps = task["eps"]
+    if task.get("domain") is not None:
+        low, high = task["domain"]
+        return BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), x_L=(x - eps).clamp(min=low),
+                                                   x_U=(x + eps).clamp(max=high)))
+    return BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), eps=eps))
+
+
+def run_bounds(task: dict) -> dict:
+    _, model = _bounded(task)
+    x, spec, batch = task["x"], task["spec"], task["batch"]
+    seconds, lower = [], None
+    with torch.no_grad() if task["method"] != "alpha-CROWN" else torch.enable_grad():
+        for _ in range(task["repeats"]):
+            start = time.perf_counter()
+            parts = []
+            for begin in range(0, len(x), batch):
+                chunk = x[begin:begin + batch]
+                bound, _ = model.compute_bounds(x=(_input(task, chunk),), C=spec[begin:begin + batch],
+                                                method=_method(task["method"]), bound_upper=False)
+                parts.append(bound.detach())
+            seconds.append(time.perf_counter() - start)
+            lower = torch.cat(parts)
+    return {"lower": lower, "seconds": seconds}
+
+
+def run_train(task: dict) -> dict:
+    _, model = _bounded(task)
+    x, spec = task["x"], task["spec"]
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    target = torch.zeros(len(x), dtype=torch.long)
+    losses, seconds = [], []
+    for _ in range(task["steps"]):
+        start = time.perf_counter()
+        optimiser.zero_grad()
+        bound, _ = model.compute_bounds(x=(_input(task, x),), C=spec, method=task["method"], bound_upper=False)
+        loss = F.cross_entropy(torch.cat([torch.zeros_like(bound[:, :1]), -bound], 1), target)
+        loss.backward()
+        optimiser.step()
+        seconds.append(time.perf_counter() - start)
+        losses.append(float(loss.detach()))
+    return {"losses": losses, "seconds": seconds}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("problem")
-    parser.add_argument("result")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--chunk", type=int, default=25)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_default_dtype(torch.float64)  # its max-pool bounds build float32 buffers from the default dtype
-    problem = torch.load(args.problem, weights_only=True)
-    model = nn.Sequential(*(LAYERS[kind](*arguments) for kind, *arguments in problem["layers"]))
-    model.load_state_dict(problem["state"])
-    model = model.double().eval()
-    x, spec, eps = problem["x"].double(), problem["spec"].double(), float(problem["eps"])
-    bounded = BoundedModule(model, torch.zeros_like(x[:1]), device="cpu")
-    bounds, seconds = [], 0.0
-    for begin in range(0, len(x), args.chunk):
-        points = x[begin:begin + args.chunk]
-        inputs = BoundedTensor(points, PerturbationLpNorm(norm=float("inf"), eps=eps))
-        start = time.perf_counter()
-        lower, _ = bounded.compute_bounds(x=(inputs,), C=spec[begin:begin + args.chunk], method="CROWN",
-                                          bound_upper=False)
-        seconds += time.perf_counter() - start
-        bounds.append(lower.detach())
-    with open(args.result, "w") as handle:
-        json.dump({"seconds": seconds, "lower": torch.cat(bounds).tolist(), "threads": args.threads,
-                   "chunk": args.chunk}, handle)
+    for line in sys.stdin:
+        path = Path(line.strip())
+        task = torch.load(path, weights_only=True)
+        torch.set_num_threads(task["threads"])
+        result = run_bounds(task) if task["kind"] == "bounds" else run_train(task)
+        out = path.with_suffix(".result.pt")
+        torch.save(result, out)
+        print(out, flush=True)
 
 
 if __name__ == "__main__":

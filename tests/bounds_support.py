@@ -6,12 +6,16 @@ used, which is where relaxations differ and bugs show.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
 from shallowcert.bounds import InputSet
+from shallowcert.models import build
+from shallowcert.robust.loss import robust_loss
 
 
 def random_mlp(sizes: list[int], *, seed: int) -> nn.Sequential:
@@ -33,6 +37,25 @@ def random_convnet(*, seed: int, channels: int = 1, classes: int = 4) -> nn.Sequ
         nn.Conv2d(4, 6, 3, stride=1, padding=0), nn.ReLU(), nn.Flatten(),
         nn.Linear(6 * 2 * 2, 12), nn.ReLU(), nn.Linear(12, classes),
     ).double().eval()
+
+
+@lru_cache(maxsize=1)
+def ibp_trained_wong_small() -> tuple[nn.Sequential, torch.Tensor]:
+    """A wong-small after 20 Adam steps of IBP training at radius 0.05 (float64), and its 64
+    training inputs: uniform 28x28 images labelled by a random linear map, so the net keeps
+    unstable ReLUs. On it interval bounds are tighter than the dual's for many neurons,
+    which is where ``dual`` and ``dual-exact`` differ. Cached: build it once per session."""
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = build("wong-small", (1, 28, 28), 10).double()
+    x = torch.rand(64, 1, 28, 28, dtype=torch.float64, generator=generator)
+    labels = (x.flatten(1) @ torch.randn(784, 10, dtype=torch.float64, generator=generator)).argmax(1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(20):
+        optimiser.zero_grad()
+        robust_loss(model, x, labels, 0.05, method="ibp").loss.backward()
+        optimiser.step()
+    return model.eval(), x
 
 
 def samples(input_set: InputSet, count: int, *, seed: int) -> torch.Tensor:

@@ -40,7 +40,7 @@ def test_affine_layers_are_sound(seed: int) -> None:
 
 
 def test_normalize_equals_folded_first_layer() -> None:
-    """Normalize before an unpadded conv folds exactly into it; dual bounds agree with
+    """Normalize before an unpadded conv folds exactly into it; dual-exact bounds agree with
     convex_adversarial on the folded network."""
     torch.manual_seed(0)
     conv = nn.Conv2d(1, 3, 3)
@@ -56,7 +56,8 @@ def test_normalize_equals_folded_first_layer() -> None:
     spec = margin_spec(torch.tensor([0, 1, 2]), 4).double()
     with torch.no_grad():
         reference = DualNetwork(folded, x, 0.05)(spec)
-    ours = lower_bounds(model, InputSet(x, torch.full((3,), 0.05, dtype=torch.float64), domain=None), spec)
+    ours = lower_bounds(model, InputSet(x, torch.full((3,), 0.05, dtype=torch.float64), domain=None), spec,
+                        method="dual-exact")
     torch.testing.assert_close(ours.detach(), reference, rtol=1e-7, atol=1e-9)
 
 

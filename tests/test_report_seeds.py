@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from report_support import POINTS, Knobs, synthetic_run
+from shallowcert.errors import UserError
 from shallowcert.report import write_report
 from shallowcert.report.aggregate import seed_table
 from shallowcert.report.document import cell
 from shallowcert.report.results import read_stage
 from shallowcert.report.stats import Spread
+from shallowcert.study.stage import StageName
+from shallowcert.study.stages.attacks import AttacksResults
+from shallowcert.study.stages.teacher import TeacherResults
 
 CLAIM_ORDER = ("distilled", "temperature", "pruning", "normal", "robust", "retraining")
 
@@ -107,11 +111,27 @@ def test_seeds_that_do_not_line_up_are_listed_per_seed() -> None:
     assert cell(merged.rows[0][1]) == "0.7000 ± 0.1414"
 
 
-def test_results_from_before_seeds_are_read_as_one_seed(tmp_path: Path) -> None:
-    (tmp_path / "teacher").mkdir()
-    (tmp_path / "teacher" / "results.json").write_text(json.dumps({"teacher": {"name": "teacher"}, "controls": []}))
-    (tmp_path / "teacher" / "manifest.json").write_text("{}")
-    (tmp_path / "config.yaml").write_text("seed: 7\n")
-    stage = read_stage(tmp_path, "teacher")
-    assert stage.seeds == [7] and stage.path(7, "x.json") == tmp_path / "teacher" / "x.json"
-    assert read_stage(tmp_path, "distillation") is None
+def test_a_run_from_an_older_version_is_refused_with_one_line(tmp_path: Path) -> None:
+    """An older manifest (no results format) is refused by ``shallowcert report``: one line, the
+    advice to resume, a non-zero exit, no report written."""
+    import subprocess
+    import sys
+    run = synthetic_run(tmp_path / "run", [0])
+    (run / "teacher" / "manifest.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "shallowcert", "report", str(run)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another version of shallowcert" in lines[0] and "--resume" in lines[0], lines
+    assert not (run / "report.md").exists()
+
+
+def test_results_in_another_layout_are_refused(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, [0])
+    results = json.loads((run / "improvement" / "results.json").read_text())
+    del results["by_seed"]["0"]["models"][0]["variant"]  # a row as older versions wrote it
+    (run / "improvement" / "results.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match=r"improvement was written by another version.*missing key variant.*--resume"):
+        write_report(run)
+    assert read_stage(run, StageName.TEACHER, TeacherResults) is not None
+    assert read_stage(run, StageName.ATTACKS, AttacksResults) is None  # not run: nothing to refuse

@@ -12,7 +12,7 @@ from torch import nn
 
 from shallowcert.bounds import InputSet
 from shallowcert.verify import Conjunction, Property, falsify, robustness_property, verify
-from shallowcert.verify.exact import exact_radius
+from shallowcert.verify.exact import ExactSettings, exact_radius
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.subdomain import SubdomainBounder
 
@@ -138,7 +138,7 @@ def test_exact_radius_brackets_are_honest() -> None:
     x = torch.rand((3, 2), generator=generator)
     with torch.no_grad():
         labels = model(x).argmax(1)
-    result = exact_radius(model, x, labels, time_limit=10.0, rtol=0.05)
+    result = exact_radius(model, x, labels, ExactSettings(time_limit=10.0, rtol=0.05))
     assert bool((result.lower <= result.upper).all())
     assert bool((result.lower >= result.certified).all())
     assert int(result.settled.sum()) >= 2

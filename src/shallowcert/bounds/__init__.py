@@ -12,17 +12,35 @@ Public API::
     linear_certificate(model, input_set, spec=None, *, method="dual", known_states=None, ...)
         -> LinearCertificate(coefficients, offset, states): the same, and the ReLU states it
            proved; pass them as known_states on any subset (a smaller radius) to skip work
-    METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+    METHODS = ("ibp", "dual", "dual-exact", "crown", "alpha-crown", "crown-ibp")
+
+The layer API for the complete verifier (:mod:`shallowcert.verify`), which splits neurons
+and bounds each subdomain with the same relaxation::
+
+    read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps, ReLUs, max pools
+    relu_step(step), affine_step(step)          # a step of a Network, of the kind the caller knows
+    AffineMap                                   # one affine layer of a Network
+    relaxed_bound(network, spec, lower, upper, options: BoundOptions, known=None)
+        -> (linear bound of spec · f over the box [lower, upper], pre-activation bounds)
+    states_of(bounds) -> ReLU states proved by pre-activation bounds
+    pool_relaxations(network, bounds, box) -> the max pools' lines from ReLU input bounds
+    relax, unstable_mask, with_lower_slopes     # the ReLU relaxation lines
+    Relaxations                                 # ReLU and max-pool relaxations by step index
+    back_substitute, concretize                 # one backward pass, and its bound over the box
+    ProjectedAdam                               # the optimiser of the alpha (and beta) slopes
 
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
-slope; max pools have their own lines, :mod:`shallowcert.bounds.maxpool`); ``dual`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
+slope; max pools have their own lines, :mod:`shallowcert.bounds.maxpool`). ``dual`` is Wong & Kolter's dual with interval-proved stable neurons fixed (and every
+intermediate bound intersected with its interval bound): sound, tighter per neuron, and on
+IBP-trained networks higher than convex_adversarial's on most margins, not on all.
+``dual-exact`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
 ``bounded_input=True`` when ``domain=(0, 1)``). Work happens in ``center.dtype``; the
 model's parameters are cast internally and gradients flow back to them. Points are processed
 in chunks that fit ``memory_budget`` bytes (default ``chunks.MEMORY_BUDGET`` = 1 GiB; with
 autograd each chunk is checkpointed), so any batch size runs in bounded memory.
 
 Where the time goes, and what is skipped (modules in parentheses): a neuron that interval
-arithmetic proves stable is never bounded again (``intermediate``); convolutional layers are
+arithmetic proves stable is never bounded again, except by ``dual-exact`` (``intermediate``); convolutional layers are
 bounded per neuron on windows, dense layers as padded rows, whichever holds fewer values
 (``plan``, ``patches``); a dense dual row stops at the first earlier ReLU where the relaxed
 network's boxes prove its sign (``screen``); states proved on a larger ball are reused on a
@@ -34,9 +52,18 @@ eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller b
 one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam||_1)``.
 """
 
-from shallowcert.bounds.engine import METHODS, LinearCertificate, linear_certificate, linear_lower_bound, lower_bounds
+from shallowcert.bounds.adam import ProjectedAdam
+from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.backward import back_substitute, concretize
+from shallowcert.bounds.engine import (METHODS, BoundOptions, LinearCertificate, linear_certificate, linear_lower_bound,
+                                       lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
+from shallowcert.bounds.intermediate import Relaxations, pool_relaxations, states_of
+from shallowcert.bounds.network import Network, affine_step, read_network, relu_step
+from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.spec import margin_spec
 
-__all__ = ["METHODS", "InputSet", "LinearCertificate", "linear_certificate", "linear_lower_bound", "lower_bounds",
-           "margin_spec"]
+__all__ = ["METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearCertificate", "Network", "ProjectedAdam", "Relaxations",
+           "affine_step", "back_substitute", "concretize", "linear_certificate", "linear_lower_bound", "lower_bounds",
+           "margin_spec", "pool_relaxations", "read_network", "relax", "relaxed_bound", "relu_step", "states_of", "unstable_mask",
+           "with_lower_slopes"]

@@ -8,16 +8,32 @@ through a ReLU with relaxation (slopes ``a`` lower, ``s`` upper, intercept ``t``
 valid only when ``a == s`` (the dual relaxation), for which ``lam`` is the same both ways.
 Through a max pool, its lines (:mod:`shallowcert.bounds.maxpool`) for the lower bound; its
 upper offset is the lower one's (the lines differ: there is no symmetric upper bound).
+
+With ``a != s`` a ReLU step is one autograd function with a hand-written gradient
+(:func:`relu_step`). For ``lam`` ``(N, K, *shape)`` and ``a, s, t`` ``(N, 1 or K, *shape)``:
+
+    lam' = where(lam >= 0, a, s) * lam,   b = sum(min(lam, 0) * t)   (per row),
+
+and with ``p = grad_lam' * lam`` (sums over the axes that broadcast):
+
+    d lam = where(lam >= 0, a * grad_lam', s * grad_lam' + t * grad_b)
+    d a = sum where(lam >= 0, p, 0),   d s = sum where(lam >= 0, 0, p),   d t = sum grad_b * min(lam, 0).
+
+Autograd through the elementwise formula records five full-size tensors per step and replays
+a full-size backward for each; this saves only the inputs. It is the costliest part of a
+CROWN-IBP training step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from shallowcert.bounds.affine import AffineMap
-from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_pool, as_relu
 from shallowcert.bounds.network import Step
 from shallowcert.bounds.relaxation import Relaxation
 
@@ -25,7 +41,8 @@ from shallowcert.bounds.relaxation import Relaxation
 @dataclass(frozen=True)
 class LinearBound:
     """``lam · x + offset_lower <= f`` over the set; with symmetric slopes also
-    ``f <= lam · x + offset_upper``. ``lam`` is ``(N, K, *shape)``, offsets ``(N, K)``."""
+    ``f <= lam · x + offset_upper`` (otherwise ``offset_upper`` holds only the affine maps'
+    terms and means nothing). ``lam`` is ``(N, K, *shape)``, offsets ``(N, K)``."""
 
     coefficients: torch.Tensor
     offset_lower: torch.Tensor
@@ -40,7 +57,50 @@ def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(2).sum(-1)
 
 
-def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation | PoolRelaxation], *,
+def _sum_to(gradient: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``gradient`` summed over the axes where ``shape`` is 1 (the broadcast ones)."""
+    axes = tuple(i for i, size in enumerate(shape) if size == 1 and gradient.shape[i] != 1)
+    return gradient.sum(axes, keepdim=True) if axes else gradient
+
+
+class _ReluStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.Tensor,
+                intercept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        positive = lam >= 0
+        ctx.save_for_backward(lam, lower_slope, upper_slope, intercept)
+        return lam * torch.where(positive, lower_slope, upper_slope), row_dot(lam.clamp(max=0), intercept)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_lam: torch.Tensor, grad_offset: torch.Tensor,
+                 ) -> tuple[torch.Tensor | None, ...]:
+        lam, lower_slope, upper_slope, intercept = ctx.saved_tensors
+        positive = lam >= 0
+        grad_offset = grad_offset.reshape(*grad_offset.shape, *([1] * (lam.dim() - 2)))
+        grads: list[torch.Tensor | None] = [None, None, None, None]
+        if ctx.needs_input_grad[0]:
+            grads[0] = torch.where(positive, lower_slope * grad_lam, upper_slope * grad_lam + intercept * grad_offset)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            product = grad_lam * lam
+            on_lower = torch.where(positive, product, 0.0)
+            if ctx.needs_input_grad[1]:
+                grads[1] = _sum_to(on_lower, lower_slope.shape)
+            if ctx.needs_input_grad[2]:
+                grads[2] = _sum_to(product - on_lower, upper_slope.shape)
+        if ctx.needs_input_grad[3]:
+            grads[3] = _sum_to(grad_offset * lam.clamp(max=0), intercept.shape)
+        return tuple(grads)
+
+
+def relu_step(lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.Tensor,
+              intercept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lam', b)`` of the module docstring: the coefficients on the ReLU's input and the
+    offset ``(N, K)`` the lower bound adds, differentiable w.r.t. all four inputs."""
+    return _ReluStep.apply(lam, lower_slope, upper_slope, intercept)
+
+
+def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: Mapping[int, Relaxation | PoolRelaxation], *,
                     begin: int = 0, extra: dict[int, torch.Tensor] | None = None,
                     record: dict[int, torch.Tensor] | None = None) -> LinearBound:
     """Push ``lam`` (``(N, K, *out_shape of steps[-1]``) back to the input of ``steps[begin]``.
@@ -60,19 +120,20 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
                 lower, upper = lower + term, upper + term
             lam = step.transpose(lam)
         elif isinstance(step, MaxPoolStep):
-            lam, term = step.transpose(lam, relaxations[index])
+            lam, term = step.transpose(lam, as_pool(relaxations[index]))
             lower, upper = lower + term, upper + term
         else:
             if record is not None:
                 record[index] = lam
-            relaxation = relaxations[index]
-            negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
-            below, total = row_dot(negative, relaxation.upper_intercept), row_dot(lam, relaxation.upper_intercept)
-            lower, upper = lower + below, upper + (total - below)
+            relaxation = as_relu(relaxations[index])
             if relaxation.lower_slope is relaxation.upper_slope:
+                negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
+                below, total = row_dot(negative, relaxation.upper_intercept), row_dot(lam, relaxation.upper_intercept)
+                lower, upper = lower + below, upper + (total - below)
                 lam = lam * relaxation.upper_slope
-            else:
-                lam = (lam - negative) * relaxation.lower_slope + negative * relaxation.upper_slope
+            else:  # offset_upper is meaningless here: not computed
+                lam, below = relu_step(lam, relaxation.lower_slope, relaxation.upper_slope, relaxation.upper_intercept)
+                lower = lower + below
             if extra is not None and index in extra:
                 lam = lam + extra[index]
     return LinearBound(lam, lower, upper)

@@ -28,17 +28,19 @@ Outputs = tuple[torch.Tensor, ...]
 
 
 def points_per_chunk(network: Network, rows: int, dtype: torch.dtype, *, signs: int, autograd: bool,
-                     budget: int | None, slopes: str | None = None) -> int:
+                     budget: int | None, slopes: str | None = None, intermediate: bool = True) -> int:
     """How many points fit ``budget`` bytes (``None``: :data:`MEMORY_BUDGET`); at least 1.
-    ``slopes``: alpha-CROWN's free slopes (:func:`shallowcert.bounds.plan.bytes_per_point`)."""
+    ``slopes``, ``intermediate``: :func:`shallowcert.bounds.plan.bytes_per_point`."""
     budget = MEMORY_BUDGET if budget is None else budget
     if budget <= 0:
         raise UserError(f"memory_budget must be a positive number of bytes, got {budget}")
     itemsize = dtype.itemsize
-    fits = budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd, slopes=slopes)
+    fits = budget // bytes_per_point(network, rows, itemsize, signs=signs, autograd=autograd, slopes=slopes,
+                                     intermediate=intermediate)
     if autograd:  # every chunk is recorded (and re-run in backward): fewer, larger chunks
         return max(1, fits)
-    return max(1, min(fits, CACHE_TARGET // coefficient_bytes_per_point(network, rows, itemsize, signs=signs)))
+    return max(1, min(fits, CACHE_TARGET // coefficient_bytes_per_point(network, rows, itemsize, signs=signs,
+                                                                         intermediate=intermediate)))
 
 
 def in_chunks(compute: Callable[..., Outputs], inputs: tuple[torch.Tensor, ...], size: int, *,

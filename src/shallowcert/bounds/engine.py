@@ -4,7 +4,17 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
 
 * ``ibp``: interval arithmetic through every layer; the final affine layers are combined
   with the spec before concretising (``C W`` over the last ReLU's box).
-* ``dual``: Wong & Kolter's dual network (= Fast-Lin), equal to convex_adversarial.
+* ``dual``: Wong & Kolter's dual network (= Fast-Lin) with interval-proved stable neurons
+  fixed: a neuron that interval arithmetic proves stable keeps its sign (convex_adversarial
+  relaxes it whenever the dual's own bound leaves it unstable), and every intermediate bound
+  is intersected with its interval bound. Sound, and each neuron's bounds and relaxation are
+  at least as tight as the dual's from the same earlier bounds; the final bound is *not*
+  always higher than convex_adversarial's (the fixed dual slope ``u / (u - l)`` makes it
+  non-monotone in the intermediate bounds), it is on most margins of IBP-trained networks.
+* ``dual-exact``: Wong & Kolter's dual network exactly as convex_adversarial 0.4.4 computes
+  it (``DualNetwork``; ``bounded_input=True`` when ``domain=(0, 1)``): every neuron after
+  the first layer bounded by the dual itself, no interval arithmetic. Use it to compare
+  with convex_adversarial.
 * ``crown``: adaptive lower slope (1 if ``u >= -l`` else 0) everywhere.
 * ``alpha-crown``: lower slopes optimised per bounded row, for the final rows and (by
   default) every intermediate bound's rows (:mod:`shallowcert.bounds.alpha`).
@@ -25,11 +35,12 @@ from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.intermediate import Bounds, interval_relaxations, linear_bounds, states_of
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, read_network
+from shallowcert.bounds.network import Network, read_network, relu_step
 from shallowcert.bounds.spec import checked_spec
 from shallowcert.errors import UserError
 
-METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
+METHODS = ("ibp", "dual", "dual-exact", "crown", "alpha-crown", "crown-ibp")
+DUAL_METHODS = ("dual", "dual-exact")  # the symmetric relaxation: one sign per bounded row
 
 
 def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
@@ -40,7 +51,7 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
     if len(network.output_shape) != 1:
         raise UserError(f"the model must output a vector of logits, its output shape is {network.output_shape}")
     if known_states is not None:
-        shapes = [(len(center), *network.steps[p].shape) for p in network.relu_positions]
+        shapes = [(len(center), *relu_step(network.steps[p]).shape) for p in network.relu_positions]
         if [tuple(t.shape) for t in known_states] != shapes:
             raise UserError(f"known_states must hold one state tensor per ReLU layer, shaped {shapes}")
     spec = checked_spec(spec, points=center.shape[0], outputs=network.output_shape[0], dtype=center.dtype,
@@ -51,12 +62,15 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
 
 @dataclass(frozen=True)
 class BoundOptions:
-    """How to bound: the method and alpha-CROWN's settings (:mod:`shallowcert.bounds.alpha`)."""
+    """How to bound: the method and alpha-CROWN's settings (:mod:`shallowcert.bounds.alpha`);
+    ``interval``: fix interval-proved stable neurons and intersect every intermediate bound with
+    its interval bound (:mod:`shallowcert.bounds.intermediate`; ``dual-exact`` never does)."""
 
     method: str
     alpha_steps: int = 20
     alpha_lr: float = 0.1
     alpha_intermediate: bool = True
+    interval: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -77,8 +91,9 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
     if method == "crown-ibp":
         bounds, relaxations = interval_relaxations(network, lower, upper, lower_slope="crown")
     else:
-        bounds, relaxations = linear_bounds(network, (lower, upper), lower_slope="dual" if method == "dual" else "crown",
-                                            known=known)
+        bounds, relaxations = linear_bounds(network, (lower, upper),
+                                            lower_slope="dual" if method in DUAL_METHODS else "crown",
+                                            known=known, interval=options.interval and method != "dual-exact")
     if method == "alpha-crown" and options.alpha_steps > 0:
         return optimise_bounds(network, (lower, upper), spec, (bounds, relaxations), steps=options.alpha_steps,
                                lr=options.alpha_lr, intermediate=options.alpha_intermediate, known=known)
@@ -112,10 +127,10 @@ def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, o
         size = lower.shape[0]
     else:
         slopes = options.method == "alpha-crown" and options.alpha_steps > 0
-        size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if options.method == "dual" else 2,
+        size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if options.method in DUAL_METHODS else 2,
                                 autograd=autograd or slopes, budget=budget,
                                 slopes="intermediate" if slopes and options.alpha_intermediate else
-                                "final" if slopes else None)
+                                "final" if slopes else None, intermediate=options.method != "crown-ibp")
     return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *(known_states or ())), size,
                      autograd=autograd)
 

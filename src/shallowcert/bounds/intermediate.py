@@ -4,6 +4,13 @@ For each ReLU, interval arithmetic from the previous layer's bounds first proves
 neurons stable; only the remaining *candidates* get a back-substitution bound (patches
 for convolutional layers, dense rows otherwise), computed with the relaxations of all
 earlier ReLUs. Stable neurons keep their interval bounds: only their sign matters later.
+A candidate's bounds are the intersection of both, ``[max(l_bs, l_ibp), min(u_bs, u_ibp)]``:
+each is sound on the input set, so the intersection is, and no end is ever looser than
+either (the interval bound is tighter for many neurons of IBP-trained networks).
+
+``interval=False`` reproduces the published methods instead (convex_adversarial's dual
+network, auto_LiRPA's CROWN without sparse intermediate bounds): every neuron of a layer
+after the first is a candidate, bounded by back-substitution alone.
 
 A max pool's input bounds come from interval arithmetic from the layer before; right after a
 ReLU (or pool) they are that layer's bounds, clamped (as tight as they are); after a map that
@@ -32,8 +39,8 @@ import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation
-from shallowcert.bounds.network import Network, ReLUStep, Step
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_relu
+from shallowcert.bounds.network import Network, ReLUStep, Step, affine_step, pool_step
 from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
@@ -65,7 +72,7 @@ def interval_relaxations(network: Network, lower: torch.Tensor, upper: torch.Ten
     pools: Bounds = {}
     bounds = interval_bounds(network, lower, upper, pools)
     relaxations: Relaxations = {p: relax(lo, up, lower_slope=lower_slope) for p, (lo, up) in bounds.items()}
-    relaxations.update({p: network.steps[p].relax(lo, up) for p, (lo, up) in pools.items()})
+    relaxations.update({p: pool_step(network.steps[p]).relax(lo, up) for p, (lo, up) in pools.items()})
     return bounds, relaxations
 
 
@@ -78,8 +85,9 @@ def pool_relaxations(network: Network, bounds: Bounds, box: tuple[torch.Tensor, 
     start, previous = 0, box
     for position in network.nonlinear_positions:
         lower, upper = affine_interval(network.steps[start:position], *previous)
-        if isinstance(network.steps[position], MaxPoolStep):
-            pools[position] = network.steps[position].relax(lower, upper)
+        step = network.steps[position]
+        if isinstance(step, MaxPoolStep):
+            pools[position] = step.relax(lower, upper)
             start, previous = position, (lower, upper)
         else:
             start, previous = position, bounds[position]
@@ -102,6 +110,11 @@ def _apply_known(lower: torch.Tensor, upper: torch.Tensor, known: torch.Tensor |
         return lower, upper
     return (torch.where(known == ACTIVE, lower.clamp(min=0), lower),
             torch.where(known == INACTIVE, upper.clamp(max=0), upper))
+
+
+def _not_fixed(lower: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """Every neuron whose state ``known`` does not fix (all of them without ``known``)."""
+    return torch.ones_like(lower, dtype=torch.bool) if known is None else known == UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -155,13 +168,16 @@ def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.T
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
                   known: dict[int, torch.Tensor] | None = None, rows: RowSlopes | None = None,
-                  ) -> tuple[Bounds, Relaxations]:
+                  interval: bool = True) -> tuple[Bounds, Relaxations]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
     ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
     it, per ReLU position (module docstring). ``rows`` (alpha-CROWN, with ``crown``): bound
     exactly ``rows.neurons`` with the rows' own lower slopes at the earlier ReLUs, every
     other neuron by interval arithmetic, and intersect every layer with ``rows.reference``.
+    ``interval``: fix the neurons interval arithmetic proves stable and intersect every
+    bound with its interval bound (default); ``False``: back-substitution for every neuron
+    (module docstring; not with ``rows``).
     Returns the bounds and the relaxations (CROWN's lower slopes for alpha-CROWN too).
     """
     lower_in, upper_in = box
@@ -174,33 +190,39 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     for position in network.nonlinear_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
-        if isinstance(network.steps[position], MaxPoolStep):
+        pool = network.steps[position]
+        if isinstance(pool, MaxPoolStep):
             lower, upper = _pool_inputs(network, start, position, (lower, upper), relaxations, mid, rad)
-            relaxations[position] = network.steps[position].relax(lower, upper)
+            relaxations[position] = pool.relax(lower, upper)
             start, previous = position, (lower, upper)
             continue
-        lower, upper = _apply_known(lower, upper, None if known is None else known.get(position))
+        states = None if known is None else known.get(position)
+        lower, upper = _apply_known(lower, upper, states)
+        candidates: torch.Tensor | None
         if rows is None:
-            candidates = unstable_mask(lower, upper)
+            candidates = unstable_mask(lower, upper) if interval else _not_fixed(lower, states)
             bound = bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1)
             slopes = None
         else:
             candidates, slopes = rows.neurons.get(position), rows.slopes.get(position)
             bound = candidates is not None
         computed = None
-        if bound:
+        if bound and candidates is not None:
             computed = candidates
             tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
                                                      slopes)
+            if interval:
+                tight_lower, tight_upper = _tighter((tight_lower, tight_upper), (lower[candidates], upper[candidates]))
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
         if rows is not None:
             lower, upper = _tighter((lower, upper), rows.reference[position])
         bounds[position] = (lower, upper)
-        relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
+        relaxations[position] = relaxation = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
-            activation = screens[position] = activation_box(network.steps[after:position], activation,
-                                                            relaxations[position], lower, upper, computed)
+            activation = screens[position] = activation_box([affine_step(s) for s in network.steps[after:position]],
+                                                            activation,
+                                                            relaxation, lower, upper, computed)
         start, previous, after = position, (lower, upper), position + 1
     return bounds, relaxations
 
@@ -269,10 +291,12 @@ def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Rela
         lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
         lam, offset = lam.reshape(points, rows, *candidates.shape[1:]), mid.new_zeros(points, rows)
     if symmetric:
-        low, high = screened_bounds(steps[:tail], lam, offset, valid, relaxations, screens, mid, rad)
+        relus = {p: as_relu(r) for p, r in relaxations.items()}  # symmetric: a network without pools
+        low, high = screened_bounds(steps[:tail], lam, offset, valid, relus, screens, mid, rad)
         return low[valid], high[valid]
     if slopes is not None:
-        relaxations = {p: with_lower_slopes(r, slopes[p]) if p in slopes else r for p, r in relaxations.items()}
+        relaxations = {p: with_lower_slopes(as_relu(r), slopes[p]) if p in slopes else r
+                       for p, r in relaxations.items()}
     bound = back_substitute(steps[:tail], torch.cat([lam, -lam], 1), relaxations)
     low, _ = concretize(bound.coefficients, mid, rad)
     low = low + bound.offset_lower + torch.cat([offset, -offset], 1)

@@ -62,8 +62,12 @@ class MaxPoolStep:
         self.in_shape, self.kernel, self.stride, self.padding = in_shape, kernel, stride, padding
         out_hw = tuple((in_shape[1 + d] + 2 * padding[d] - kernel[d]) // stride[d] + 1 for d in range(2))
         self.out_shape = (in_shape[0], out_hw[0], out_hw[1])
-        self.window = (kernel, stride, padding)
+        self.window: tuple[Pair, Pair, Pair] = (kernel, stride, padding)
         self.size = kernel[0] * kernel[1]
+
+    def spatial_window(self) -> tuple[Pair, Pair, Pair]:
+        """(kernel, stride, padding), as for a spatial affine map."""
+        return self.window
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The max pool of ``x`` ``(B, C, H, W)``."""
@@ -132,6 +136,20 @@ class MaxPoolStep:
         back = F.fold(columns.reshape(len(lam), -1, lam.shape[2] * lam.shape[3]), size, self.kernel,
                       stride=self.stride)
         return back, (negative * offset).sum((1, 2, 3))
+
+
+def as_pool(relaxation: Relaxation | PoolRelaxation) -> PoolRelaxation:
+    """``relaxation``, which the caller knows belongs to a max pool."""
+    if not isinstance(relaxation, PoolRelaxation):
+        raise TypeError(f"expected a max-pool relaxation, got {type(relaxation).__name__}")
+    return relaxation
+
+
+def as_relu(relaxation: Relaxation | PoolRelaxation) -> Relaxation:
+    """``relaxation``, which the caller knows belongs to a ReLU."""
+    if not isinstance(relaxation, Relaxation):
+        raise TypeError(f"expected a ReLU relaxation, got {type(relaxation).__name__}")
+    return relaxation
 
 
 def free_parameters(relaxation: Relaxation | PoolRelaxation) -> torch.Tensor:

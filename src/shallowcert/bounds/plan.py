@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
 from shallowcert.bounds.maxpool import MaxPoolStep
-from shallowcert.bounds.network import Network, ReLUStep, Step
+from shallowcert.bounds.network import Network, ReLUStep, Step, relu_step
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
 SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
@@ -42,11 +42,14 @@ class LayerPlan:
 
 def is_spatial(steps: list[Step]) -> bool:
     """Every step is a ReLU on a feature map, a max pool or a map with a window (convolution, scaling)."""
-    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or _windowed(s) for s in steps)
+    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or _windowed(s) is not None for s in steps)
 
 
-def _windowed(step: Step) -> bool:
-    return isinstance(step, MaxPoolStep) or (isinstance(step, AffineMap) and step.window is not None)
+def _windowed(step: Step) -> AffineMap | MaxPoolStep | None:
+    """``step`` if it moves windows (a max pool, or an affine map with a window), else ``None``."""
+    if isinstance(step, MaxPoolStep) or (isinstance(step, AffineMap) and step.window is not None):
+        return step
+    return None
 
 
 def mixing_maps(steps: list[Step]) -> int:
@@ -59,10 +62,11 @@ def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
     """Per-neuron window values at the input of each affine step, going back from the end."""
     size, sizes = (1, 1), []
     for step in reversed(steps):
-        if _windowed(step):
-            kernel, stride, _ = step.window
-            size = tuple((size[d] - 1) * stride[d] + kernel[d] for d in range(2))
-            sizes.append(step.in_shape[0] * size[0] * size[1])
+        windowed = _windowed(step)
+        if windowed is not None:
+            kernel, stride, _ = windowed.spatial_window()
+            size = ((size[0] - 1) * stride[0] + kernel[0], (size[1] - 1) * stride[1] + kernel[1])
+            sizes.append(windowed.in_shape[0] * size[0] * size[1])
     return tuple(sizes)
 
 
@@ -76,31 +80,35 @@ def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     return LayerPlan(False, dense)
 
 
-def _layers(network: Network, rows: int, signs: int) -> list[tuple[int, tuple[int, ...]]]:
-    """Per bounded layer: (rows per point, coefficient values per row at each affine step)."""
+def _layers(network: Network, rows: int, signs: int, intermediate: bool = True) -> list[tuple[int, tuple[int, ...]]]:
+    """Per bounded layer: (rows per point, coefficient values per row at each affine step);
+    ``intermediate=False``: the final rows only (intermediate bounds by interval arithmetic)."""
     layers = []
-    for position in network.relu_positions:
+    for position in network.relu_positions if intermediate else ():
         steps = network.steps[:position]
         if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
-            shape = network.steps[position].shape
+            shape = relu_step(network.steps[position]).shape
             layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
     layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
     return layers
 
 
-def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int) -> int:
+def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int,
+                                intermediate: bool = True) -> int:
     """An upper bound of one point's share of the largest coefficient tensor (bytes)."""
-    return itemsize * max(count * max(sizes, default=1) for count, sizes in _layers(network, rows, signs))
+    return itemsize * max(count * max(sizes, default=1)
+                          for count, sizes in _layers(network, rows, signs, intermediate))
 
 
 def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool,
-                    slopes: str | None = None) -> int:
+                    slopes: str | None = None, intermediate: bool = True) -> int:
     """An upper bound of the memory one point needs (bytes): every ReLU layer's neurons
-    (times ``signs`` bounded directions) and the ``rows`` specification rows; ``slopes``:
-    alpha-CROWN's free slopes, ``"final"`` (the final rows only) or ``"intermediate"`` (every
-    layer's rows), or ``None``."""
-    layers = _layers(network, rows, signs)
-    total = LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs)
+    (times ``signs`` bounded directions; not with ``intermediate=False``, CROWN-IBP) and the
+    ``rows`` specification rows; ``slopes``: alpha-CROWN's free slopes, ``"final"`` (the final
+    rows only) or ``"intermediate"`` (every layer's rows), or ``None``."""
+    layers = _layers(network, rows, signs, intermediate)
+    total = LIVE_COPIES * coefficient_bytes_per_point(network, rows, itemsize, signs=signs,
+                                                      intermediate=intermediate)
     if autograd:
         total = itemsize * SAVED_COPIES * sum(count * sum(sizes) for count, sizes in layers)
     if slopes is not None:

@@ -86,16 +86,17 @@ def _checked_counterexample(model: nn.Module, prop: Any, result: VerificationRes
                             record: dict[str, Any]) -> str | None:
     """Re-run the network on the verifier's counterexample; the file text, or ``None`` (and
     ``record`` downgraded to ``unknown``) when it does not hold."""
-    check = None if result.counterexample is None else recheck(model, prop, result.counterexample)
-    if check is not None:
+    found = result.counterexample
+    check = None if found is None else recheck(model, prop, found)
+    if check is not None and found is not None:
         record["counterexample"] = {"file": COUNTEREXAMPLE, "in_box": check.in_box, "violation": check.violation,
-                                    "input": result.counterexample.reshape(-1).tolist(),
+                                    "input": found.reshape(-1).tolist(),
                                     "output": check.output.reshape(-1).tolist()}
-    if check is None or not check.holds:
+    if check is None or found is None or not check.holds:
         log.warning("the verifier's counterexample does not hold on the network (%s); answering unknown",
                     "none given" if check is None else f"in box: {check.in_box}, violation {check.violation:.3g}")
         record["status"] = "unknown"
         if record["counterexample"] is not None:
             record["counterexample"]["file"] = None
         return None
-    return format_counterexample(result.counterexample, check.output)
+    return format_counterexample(found, check.output)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +75,8 @@ class _Chain:
 
 
 def _label(node: object) -> str:
-    name = getattr(node, "name", "") or (node.output[0] if getattr(node, "output", None) else "?")
+    outputs = getattr(node, "output", None)
+    name = getattr(node, "name", "") or (outputs[0] if outputs else "?")
     return f"'{name}' ({getattr(node, 'op_type', '?')})"
 
 
@@ -197,7 +199,7 @@ def _constant(node: object, chain: _Chain, constants: dict[str, np.ndarray], nam
 
 
 def _gemm(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-          attrs: dict[str, object]) -> None:
+          attrs: dict[str, Any]) -> None:
     """``Y = alpha * op(A) @ op(B) + beta * C`` with the chain value as ``A``."""
     if names[0] != chain.value:
         raise chain.fail(node, "the data must be Gemm's first input A")
@@ -217,7 +219,7 @@ def _gemm(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: 
 
 
 def _matmul(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-            attrs: dict[str, object]) -> None:
+            attrs: dict[str, Any]) -> None:
     """``x @ W`` (weight ``W.T``) or, for an unbatched vector, ``W @ x`` (weight ``W``)."""
     if names[0] == chain.value:
         w = _constant(node, chain, constants, names[1])
@@ -234,7 +236,7 @@ def _matmul(node: object, chain: _Chain, constants: dict[str, np.ndarray], names
 
 
 def _conv(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-          attrs: dict[str, object]) -> None:
+          attrs: dict[str, Any]) -> None:
     if chain.pending is not None:
         _materialise(chain, node)
     if names[0] != chain.value or len(chain.shape) != 3 or not chain.batched:
@@ -243,16 +245,17 @@ def _conv(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: 
     if weight.ndim != 4 or weight.shape[1] != chain.shape[0]:
         raise chain.fail(node, f"weight of shape {weight.shape} does not fit {chain.shape[0]} input channels")
     bias = _constant(node, chain, constants, names[2]) if len(names) > 2 else np.zeros(weight.shape[0])
-    if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):  # type: ignore
+    if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise chain.fail(node, "only group=1 and dilations=1 are supported")
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise chain.fail(node, "auto_pad is not supported; give explicit pads")
-    pads = list(attrs.get("pads", [0, 0, 0, 0]))  # type: ignore[arg-type]
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
     if pads[:2] != pads[2:]:
         raise chain.fail(node, f"asymmetric pads {pads} are not supported")
-    strides = tuple(attrs.get("strides", [1, 1]))  # type: ignore[arg-type]
+    strides = tuple(attrs.get("strides", [1, 1]))
     layer = nn.Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride=strides,
                       padding=tuple(pads[:2]))
+    assert layer.bias is not None  # nn.Conv2d has a bias by default
     with torch.no_grad():
         layer.weight.copy_(_tensor(weight))
         layer.bias.copy_(_tensor(bias.reshape(-1)))
@@ -263,7 +266,7 @@ def _conv(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: 
 
 
 def _relu(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-          attrs: dict[str, object]) -> None:
+          attrs: dict[str, Any]) -> None:
     if chain.pending is not None:
         _materialise(chain, node)
     chain.layers.append(nn.ReLU())
@@ -288,15 +291,15 @@ def _to_vector(node: object, chain: _Chain, target: tuple[int, ...]) -> None:
 
 
 def _flatten(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-             attrs: dict[str, object]) -> None:
-    axis = int(attrs.get("axis", 1))  # type: ignore[arg-type]
+             attrs: dict[str, Any]) -> None:
+    axis = int(attrs.get("axis", 1))
     if axis != 1:
         raise chain.fail(node, f"only Flatten with axis=1 is supported, got axis={axis}")
     _to_vector(node, chain, (1, int(np.prod(chain.shape))))
 
 
 def _reshape(node: object, chain: _Chain, constants: dict[str, np.ndarray], names: list[str],
-             attrs: dict[str, object]) -> None:
+             attrs: dict[str, Any]) -> None:
     target = _constant(node, chain, constants, names[1]).astype(np.int64).reshape(-1)
     full = (1, *chain.shape)
     resolved = tuple(full[i] if t == 0 and i < len(full) else int(t) for i, t in enumerate(target))
@@ -318,6 +321,7 @@ def _elementwise(node: object, chain: _Chain, constants: dict[str, np.ndarray], 
     ones, zeros = np.ones(chain.shape), np.zeros(chain.shape)
     if op == "Add" and chain.bias_open and chain.pending is None and len(chain.shape) == 1:
         layer = chain.layers[-1]
+        assert isinstance(layer, (nn.Linear, nn.Conv2d)) and layer.bias is not None  # bias_open: its bias is ours
         with torch.no_grad():
             layer.bias.add_(_tensor(c))
         return
@@ -325,6 +329,8 @@ def _elementwise(node: object, chain: _Chain, constants: dict[str, np.ndarray], 
         raise chain.fail(node, "c / x is not affine")
     if op == "Div" and bool((c == 0).any()):
         raise chain.fail(node, "division by zero")
+    scale: np.ndarray
+    shift: np.ndarray
     if op == "Add":
         scale, shift = ones, c
     elif op == "Mul":

@@ -64,7 +64,7 @@ def mean_sd(values: Sequence[float]) -> Spread:
     return Spread(float(data.mean()), sd, int(data.size), integers)
 
 
-def _seeds_by_points(values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+def _seeds_by_points(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
     """``values`` as a float64 ``S x N`` array (a vector is one seed)."""
     data = np.asarray(values, dtype=np.float64)
     if data.ndim == 1:
@@ -90,7 +90,7 @@ class McNemar:
         return (self.only_a - self.only_b) / (self.seeds * self.points)
 
 
-def mcnemar_exact(correct_a: np.ndarray | Sequence, correct_b: np.ndarray | Sequence) -> McNemar:
+def mcnemar_exact(correct_a: np.ndarray | Sequence[float], correct_b: np.ndarray | Sequence[float]) -> McNemar:
     """McNemar's exact test; ``correct_a`` / ``correct_b`` are 0/1 per (seed, point), same shape."""
     a, b = _seeds_by_points(correct_a) != 0, _seeds_by_points(correct_b) != 0
     if a.shape != b.shape:
@@ -117,7 +117,7 @@ class Interval:
         return self.low <= value <= self.high
 
 
-def paired_bootstrap(a: np.ndarray | Sequence, b: np.ndarray | Sequence, *, level: float = 0.95,
+def paired_bootstrap(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float], *, level: float = 0.95,
                      resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, chunk: int = 250) -> Interval:
     """Percentile bootstrap interval of ``mean(a - b)``, resampling test points (see the module
     docstring); ``a`` and ``b`` are ``S x N`` (seeds x points) or length-``N`` vectors."""
@@ -143,6 +143,7 @@ def decide_interval(interval: Interval, *, above: float | None = None, below: fl
         raise ValueError("give exactly one of above= and below=")
     if above is not None:
         return True if interval.low > above else False if interval.high < above else None
+    assert below is not None
     return True if interval.high <= below else False if interval.low > below else None
 
 

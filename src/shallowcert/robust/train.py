@@ -11,11 +11,10 @@ from shallowcert.certify.verdict import Domain, certify_points, check_method
 from shallowcert.data.split import Split
 from shallowcert.robust.loss import robust_loss
 from shallowcert.robust.schedule import EpsilonSchedule
-from shallowcert.training.loop import FitConfig, FitResult, fit
+from shallowcert.training.loop import FitConfig, FitData, FitResult, LossFn, fit
 
 
-def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: Domain = None,
-                   ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]:
+def robust_loss_fn(schedule: EpsilonSchedule, *, method: str = "dual", domain: Domain = None) -> LossFn:
     """``loss_fn(model, x, y, epoch) = mean CE(-J(eps(epoch)), y)`` for :func:`shallowcert.training.fit`."""
     check_method(method)
 
@@ -32,8 +31,8 @@ def robust_fit(model: nn.Module, train: Split, *, schedule: EpsilonSchedule, con
     ``validate(model)`` (higher is better) picks the epoch kept, as in every other trainer.
     ``val`` adds clean validation loss and accuracy to the learning curves; ``device`` as in
     :func:`shallowcert.training.fit` (default: the model's device)."""
-    return fit(model, train, loss_fn=robust_loss_fn(schedule, method=method, domain=domain), config=config,
-               validate=validate, desc=f"robust-{method}", val=val, device=device)
+    return fit(model, FitData(train, val=val), loss_fn=robust_loss_fn(schedule, method=method, domain=domain),
+               config=config, validate=validate, desc=f"robust-{method}", device=device)
 
 
 def certified_accuracy_on(split: Split, eps: float, *, method: str = "dual",

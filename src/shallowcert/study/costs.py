@@ -28,7 +28,7 @@ estimate; it ignores data loading and start-up.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -36,6 +36,10 @@ from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.data import Dataset
 from shallowcert.models.spec import build
 from shallowcert.robust.loss import robust_loss
+
+if TYPE_CHECKING:
+    from shallowcert.study.config import StudyConfig
+    from shallowcert.study.context import TrainingConfig
 
 RADIUS_EVALUATIONS = 8
 CERTIFIED_VALIDATION = 1000  # validation points certified per epoch of certified training
@@ -72,13 +76,16 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
     x = torch.rand((_BATCH, *input_shape), generator=generator)
     y = torch.randint(0, classes, (_BATCH,), generator=generator)
     if not train:
+        if bound is None:
+            raise ValueError("a bound evaluation needs a bound method")
+        method = bound
         model, x = model.double(), x.double()
         spec_rows = margin_spec(y, classes).double()
         radius = torch.full((_BATCH,), eps, dtype=torch.float64)
 
         def evaluate() -> None:
             with torch.no_grad():
-                lower_bounds(model, InputSet(x, radius), spec_rows, method=bound)
+                lower_bounds(model, InputSet(x, radius), spec_rows, method=method)
         return _per_example(evaluate)
     optimizer = torch.optim.Adam(model.parameters())
 
@@ -86,7 +93,7 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
         loss = (torch.nn.functional.cross_entropy(model(x), y) if bound is None
                 else robust_loss(model, x, y, eps, method=bound).loss)
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
     return _per_example(step)
 
@@ -94,7 +101,7 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
 class CostModel:
     """Estimates for one config's jobs; step times measured once per architecture."""
 
-    def __init__(self, config: dict[str, Any], dataset: Callable[[], Dataset]) -> None:
+    def __init__(self, config: StudyConfig, dataset: Callable[[], Dataset]) -> None:
         self._config = config
         self._dataset = dataset
         self._steps: dict[tuple[str, str | None, bool], float] = {}
@@ -109,26 +116,26 @@ class CostModel:
 
     def examples(self, transfer: str) -> int:
         """Examples per epoch on transfer set ``train`` or ``extra``."""
-        data, limit = self._dataset(), self._config["data"]["transfer_limit"]
+        data, limit = self._dataset(), self._config.data.transfer_limit
         if transfer == "train":
             return len(data.train)
         size = TRANSFER_SIZES.get(data.name, 3 * len(data.train))
         return min(size, limit) if limit is not None else size
 
-    def training(self, spec: str, training: dict[str, Any], *, transfer: str = "train", epochs: int | None = None,
+    def training(self, spec: str, training: TrainingConfig, *, transfer: str = "train", epochs: int | None = None,
                  factor: float = 1.0) -> float:
         """``epochs × (examples × factor + validation / 3)`` training steps of ``spec``
         (``factor``: passes per example, e.g. an attack's steps plus one)."""
         per_epoch = self.examples(transfer) * factor + len(self._dataset().val) * FORWARD
-        return (epochs or training["epochs"]) * per_epoch * self.step(spec)
+        return (epochs or training.epochs) * per_epoch * self.step(spec)
 
-    def robust_training(self, spec: str, training: dict[str, Any], method: str, *, epochs: int | None = None) -> float:
+    def robust_training(self, spec: str, training: TrainingConfig, method: str, *, epochs: int | None = None) -> float:
         """``epochs × train examples`` certified-training steps with ``method``, plus the
         certified accuracy of :data:`CERTIFIED_VALIDATION` validation points each epoch."""
         validation = min(CERTIFIED_VALIDATION, len(self._dataset().val))
         per_epoch = (len(self._dataset().train) * self.step(spec, method)
                      + validation * self.step(spec, method, train=False))
-        return (epochs or training["epochs"]) * per_epoch
+        return (epochs or training.epochs) * per_epoch
 
     def logits(self, teacher_spec: str, transfer: str) -> float:
         return self.examples(transfer) * FORWARD * self.step(teacher_spec)
@@ -139,7 +146,7 @@ class CostModel:
     def robustness(self, spec: str, *, points: int, method: str, pgd_eps: int) -> float:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""
         bounds = points * (1 + RADIUS_EVALUATIONS) * self.step(spec, method, train=False)
-        return bounds + self.attack(spec, points=points, steps=self._config["attacks"]["steps"], epsilons=pgd_eps)
+        return bounds + self.attack(spec, points=points, steps=self._config.attacks.steps, epsilons=pgd_eps)
 
     @staticmethod
     def exact(*, points: int, time_limit: float) -> float:

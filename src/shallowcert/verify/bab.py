@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -33,7 +33,19 @@ from torch import nn
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.result import Status
-from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, per_disjunct_max
+from shallowcert.verify.subdomain import DomainBounds, per_disjunct_max
+
+
+class Bounder(Protocol):
+    """What the search needs of a subdomain bounder (CROWN's or beta-CROWN's): the disjunct
+    owning each row, the states of the unsplit box, and the bounds of split subdomains."""
+
+    owner: torch.Tensor
+
+    def free_states(self, count: int) -> tuple[torch.Tensor, ...]: ...
+
+    def bound_domains(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor | None = None,
+                      ) -> DomainBounds: ...
 
 # exact(states of one subdomain) -> ("unsat" | "sat" | "unknown", counterexample or None)
 ExactSolver = Callable[[tuple[torch.Tensor, ...]], tuple[str, Counterexample | None]]
@@ -98,7 +110,7 @@ def _queue_of(bounds: DomainBounds, keep: torch.Tensor, depth: torch.Tensor, own
                   depth[keep], bounds.corner[keep], neuron[keep])
 
 
-def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder, *, deadline: float,
+def branch_and_bound(model: nn.Module, prop: Property, bounder: Bounder, *, deadline: float,
                      root: DomainBounds | None = None, batch: int = 256, max_domains: int = 2_000_000,
                      falsify_every: int = 8, exact: ExactSolver | None = None, seed: int = 0) -> BabOutcome:
     """Run the search (module docstring) until ``deadline`` (a ``time.monotonic()`` value).

@@ -34,10 +34,8 @@ import time
 
 import torch
 
-from shallowcert.bounds.adam import ProjectedAdam
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.intermediate import pool_relaxations
-from shallowcert.bounds.relaxation import relax, unstable_mask, with_lower_slopes
+from shallowcert.bounds import (ProjectedAdam, back_substitute, concretize, pool_relaxations, relax, unstable_mask,
+                                with_lower_slopes)
 from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, branching_scores, per_disjunct_max
 
 MEMORY_BUDGET = 1 << 29  # bytes of slopes, multipliers and optimiser state per engine call
@@ -76,10 +74,14 @@ class SplitBounder:
         size = max(1, self.memory_budget // per_domain)
         parts = [self._bound(tuple(s[i:i + size] for s in states), open_rows[i:i + size])
                  for i in range(0, count, size)]
-        return parts[0] if len(parts) == 1 else DomainBounds(
-            *(torch.cat([getattr(p, name) for p in parts]) for name in ("rows", "proved", "empty")),
-            *(tuple(torch.cat(layer) for layer in zip(*(getattr(p, name) for p in parts))) for name in ("states", "scores")),
-            torch.cat([p.corner for p in parts]),
+        if len(parts) == 1:
+            return parts[0]
+        cat_rows, cat_proved, cat_empty = (torch.cat([getattr(p, name) for p in parts])
+                                           for name in ("rows", "proved", "empty"))
+        cat_states, cat_scores = (tuple(torch.cat(layer) for layer in zip(*(getattr(p, name) for p in parts)))
+                                  for name in ("states", "scores"))
+        return DomainBounds(
+            cat_rows, cat_proved, cat_empty, cat_states, cat_scores, torch.cat([p.corner for p in parts]),
             tuple((torch.cat([p.pre_activation[i][0] for p in parts]), torch.cat([p.pre_activation[i][1] for p in parts]))
                   for i in range(len(self.positions))))
 
@@ -117,7 +119,7 @@ class SplitBounder:
                     shape = (count, len(needed), *r.lower_slope.shape[2:])
                     full_slopes[p] = with_lower_slopes(r, r.lower_slope.flatten(2).expand(shape[0], shape[1], -1)
                                                        .index_copy(2, index, alpha[p]).reshape(shape))
-                    terms[p] = spec.new_zeros(shape[0], shape[1], index.new_tensor(shape[2:]).prod()) \
+                    terms[p] = spec.new_zeros(shape[0], shape[1], math.prod(shape[2:])) \
                         .index_copy(2, index, -beta[p] * signs[p]).reshape(shape)
                 bound = back_substitute(base.network.steps, spec, {**full_slopes, **pools}, extra=terms, record=record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shallowcert.certify.precision import model_in_dtype
+from shallowcert.model_state import model_in_dtype
 from shallowcert.device import resolve_device
 from shallowcert.errors import UserError
 from shallowcert.verify.bab import branch_and_bound
@@ -37,7 +37,7 @@ from shallowcert.verify.beta import SplitBounder
 from shallowcert.verify.falsify import Counterexample, falsify
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.property import Property
-from shallowcert.verify.result import VerificationResult
+from shallowcert.verify.result import Status, VerificationResult
 from shallowcert.verify.subdomain import SubdomainBounder
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
     deadline = start + timeout
     stats: dict[str, Any] = {}
 
-    def result(status: str, by: str, found: Counterexample | None = None) -> VerificationResult:
+    def result(status: Status, by: str, found: Counterexample | None = None) -> VerificationResult:
         seconds = time.monotonic() - start
         logger.info("verify: %s by %s in %.2f s", status, by, seconds)
         return VerificationResult(status, seconds, by, None if found is None else found.x,
@@ -107,8 +107,9 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         return result(outcome.status, "bab", outcome.counterexample)
     status, found = milp.solve(root_states(root), deadline=deadline, open_disjuncts=~root.proved[0])
     stats["milp"] = status
-    return result(status if status in ("sat", "unsat") else "timeout" if time.monotonic() >= deadline
-                  else "unknown", "milp", found)
+    final: Status = ("sat" if status == "sat" else "unsat" if status == "unsat" else "timeout"
+                     if time.monotonic() >= deadline else "unknown")
+    return result(final, "milp", found)
 
 
 def root_states(root: Any) -> tuple[torch.Tensor, ...]:

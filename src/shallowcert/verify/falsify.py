@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.attacks.base import evaluation_mode
+from shallowcert.model_state import evaluation_mode
 from shallowcert.verify.property import Property
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from torch import nn
 
-from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds import AffineMap, affine_step, relu_step
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.subdomain import SubdomainBounder, per_disjunct_max
@@ -61,10 +62,11 @@ class MilpSolver:
         self.model, self.prop, self.bounder = model, prop, bounder
         steps, positions = bounder.network.steps, bounder.network.relu_positions
         edges = [-1, *positions, len(steps)]
-        sizes = [math.prod(steps[0].in_shape)] + [math.prod(steps[p].shape) for p in positions]
-        self.available = not bounder.network.pool_positions and all(
-            a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self._stretches = [(steps[a + 1:b], bounder.network.input_shape if a < 0 else steps[a].shape)
+        sizes = [math.prod(affine_step(steps[0]).in_shape)] + [math.prod(relu_step(steps[p]).shape) for p in positions]
+        pools = bool(bounder.network.pool_positions)  # no MILP encoding of max pools here
+        self.available = not pools and all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
+        self._stretches = [] if pools else [([affine_step(s) for s in steps[a + 1:b]],
+                            bounder.network.input_shape if a < 0 else relu_step(steps[a]).shape)
                            for a, b in zip(edges, edges[1:])]
         self.lower = prop.lower.flatten().double().cpu().numpy()
         self.upper = prop.upper.flatten().double().cpu().numpy()
@@ -127,7 +129,7 @@ class MilpSolver:
         return "unknown", None
 
     def _program(self, pre: list[tuple[np.ndarray, np.ndarray]], known: list[np.ndarray], matrix: np.ndarray,
-                 bound: np.ndarray) -> tuple[tuple, float]:
+                 bound: np.ndarray) -> tuple[tuple[Any, ...], float]:
         """``(c, constraints, bounds, integrality)`` of the disjunct's program and the margin's scale."""
         sizes = [self.lower.size] + [lo.size for lo, _ in pre]
         unstable = [(known_j == 0) & (lo < 0) & (up > 0) for (lo, up), known_j in zip(pre, known)]

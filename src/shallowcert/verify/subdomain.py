@@ -25,11 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.engine import BoundOptions, relaxed_bound
-from shallowcert.bounds.intermediate import pool_relaxations, states_of
-from shallowcert.bounds.network import Network, read_network
-from shallowcert.bounds.relaxation import relax, unstable_mask
+from shallowcert.bounds import (BoundOptions, Network, Relaxations, back_substitute, concretize, pool_relaxations,
+                                read_network, relax, relaxed_bound, relu_step, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
@@ -77,7 +74,7 @@ class SubdomainBounder:
             centre = model((self.prop.lower + self.prop.upper).unsqueeze(0) / 2)
         scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
         self.margin = float(rounding_margin(scale)[0])
-        self.shapes = [self.network.steps[p].shape for p in self.network.relu_positions]
+        self.shapes = [relu_step(self.network.steps[p]).shape for p in self.network.relu_positions]
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         """States of ``count`` copies of the whole box (nothing split)."""
@@ -133,7 +130,7 @@ class SubdomainBounder:
     def _scores(self, bounds: dict[int, tuple[torch.Tensor, torch.Tensor]], states: tuple[torch.Tensor, ...],
                 target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         steps, positions = self.network.steps, self.network.relu_positions
-        relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+        relaxations: Relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
         relaxations.update(pool_relaxations(self.network, bounds, (self.prop.lower.unsqueeze(0),
                                                                    self.prop.upper.unsqueeze(0))))
         lam = self.matrix[target].unsqueeze(1)

@@ -1,0 +1,294 @@
+"""shallowcert beside auto_LiRPA 0.7.1: bounds and certified training steps, in one run.
+
+    python benchmarks/lirpa.py --normal DIR --robust DIR [--quick] [--output JSON]
+
+auto_LiRPA runs in its own environment (``--peer-python``, default ``/work/lirpa-venv/bin/python``)
+as a worker process (``benchmarks/lirpa_peer.py``) that lives for the whole run; both sides get
+the same model weights, points, radius, dtype (float32), batch and thread count, and their
+repeats alternate (ours, theirs, ours, ...) so that both see the same machine load. ``uptime``
+load averages are recorded with every section. Times are the median of the repeats.
+
+* **Training steps** (batch 64 of Fashion-MNIST training points, ε = 0.1, random
+  initialisation of cert-teacher and wong-small, Adam lr 1e-3, 1 and 2 threads): CROWN-IBP and
+  CROWN (``bound_opts`` ``compare_crown_with_ibp``, the choice our CROWN makes). The first step's
+  losses are compared (same weights, same batch).
+* **Bounds** (the first 1,000 Fashion-MNIST test points, ε = 0.1, margin rows of the true
+  label, batches of ``--batch``, 1 and 2 threads) on wong-small trained normally (``--normal``)
+  and robustly (``--robust``): IBP, CROWN-IBP, CROWN and α-CROWN (200 points; auto_LiRPA at its
+  defaults: 20 steps, lr 0.5, intermediate bounds fixed; ours final-only with the same steps and
+  lr). CROWN is also compared where both make the same choices: auto_LiRPA with sparse
+  intermediate bounds and ``compare_crown_with_ibp`` against our default (interval-proved stable
+  neurons fixed, every intermediate bound intersected with its interval bound), and without both
+  against ours without interval arithmetic.
+
+Prints one Markdown table and writes ``--output`` (default ``benchmarks/results/lirpa.json``).
+``--quick``: 100 points, 1 thread, fewer repeats, no CROWN training (for development).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shallowcert.atomic import write_json
+from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+from shallowcert.bounds.engine import BoundOptions, relaxed_bound
+from shallowcert.bounds.backward import concretize
+from shallowcert.bounds.network import read_network
+from shallowcert.data import load_dataset
+from shallowcert.models import build, load_model
+from shallowcert.robust.loss import robust_loss
+
+LOG = logging.getLogger("lirpa")
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "lirpa.json"
+EPS = 0.1
+TRAIN_BATCH = 64
+OURS = {"IBP": "ibp", "CROWN-IBP": "crown-ibp", "CROWN": "crown", "alpha-CROWN": "alpha-crown",
+        "CROWN (no interval)": "crown"}
+PEER_OPTIONS: dict[str, dict] = {  # auto_LiRPA bound_opts per row
+    "CROWN": {"compare_crown_with_ibp": True},
+    "CROWN (no interval)": {"sparse_intermediate_bounds": False},
+}
+ALPHA = {"alpha_steps": 20, "alpha_lr": 0.5, "alpha_intermediate": False}  # auto_LiRPA's defaults
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def layers_of(model: nn.Sequential) -> list[list]:
+    """The peer's description of ``model`` (``lirpa_peer.build``)."""
+    layers: list[list] = []
+    for layer in model:
+        if isinstance(layer, nn.Conv2d):
+            layers.append(["conv", layer.in_channels, layer.out_channels, layer.kernel_size[0], layer.stride[0],
+                           layer.padding[0]])
+        elif isinstance(layer, nn.MaxPool2d):
+            layers.append(["maxpool", layer.kernel_size, layer.stride, layer.padding])
+        elif isinstance(layer, nn.Linear):
+            layers.append(["linear", layer.in_features, layer.out_features])
+        elif isinstance(layer, nn.ReLU):
+            layers.append(["relu"])
+        elif isinstance(layer, nn.Flatten):
+            layers.append(["flatten"])
+        else:
+            raise ValueError(f"the peer cannot rebuild {type(layer).__name__}")
+    return layers
+
+
+class Peer:
+    """The auto_LiRPA worker process: one task file in, one result file out."""
+
+    def __init__(self, python: str, directory: Path) -> None:
+        self.directory, self.count = directory, 0
+        self.process = subprocess.Popen([python, str(HERE / "lirpa_peer.py")], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+
+    def run(self, task: dict) -> dict:
+        self.count += 1
+        path = self.directory / f"task-{self.count}.pt"
+        torch.save(task, path)
+        self.process.stdin.write(f"{path}\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if not answer:
+            raise RuntimeError("the auto_LiRPA worker stopped (see its error output above)")
+        return torch.load(answer, weights_only=True)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+@dataclass(frozen=True)
+class Data:
+    x: torch.Tensor
+    labels: torch.Tensor
+
+    def spec(self, classes: int = 10) -> torch.Tensor:
+        return margin_spec(self.labels, classes).to(self.x.dtype)
+
+
+def _median_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return a, b, b / a
+
+
+def our_bounds(model: nn.Sequential, data: Data, row: str, batch: int) -> torch.Tensor:
+    """Our lower bounds for the benchmark row ``row`` in batches of ``batch`` points."""
+    parts = []
+    for begin in range(0, len(data.x), batch):
+        x, spec = data.x[begin:begin + batch], data.spec()[begin:begin + batch]
+        input_set = InputSet(x, torch.full((len(x),), EPS), domain=None)
+        if row == "CROWN (no interval)":
+            parts.append(_uninterval_crown(model, input_set, spec))
+        else:
+            options = ALPHA if row == "alpha-CROWN" else {}
+            parts.append(lower_bounds(model, input_set, spec, method=OURS[row], **options))
+    return torch.cat(parts)
+
+
+def _uninterval_crown(model: nn.Sequential, input_set: InputSet, spec: torch.Tensor) -> torch.Tensor:
+    """CROWN with every neuron bounded by back-substitution alone (no interval shortcuts)."""
+    network = read_network(model, tuple(input_set.center.shape[1:]), input_set.center.dtype)
+    lower, upper = input_set.box()
+    bound, _ = relaxed_bound(network, spec, lower, upper, BoundOptions("crown", interval=False))
+    return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+
+
+def compare_bounds(peer: Peer, model: nn.Sequential, data: Data, row: str, threads: int, batch: int,
+                   repeats: int) -> dict:
+    task = {"kind": "bounds", "layers": layers_of(model), "state": model.state_dict(), "x": data.x,
+            "spec": data.spec(), "eps": EPS, "method": row.split(" (")[0], "bound_opts": PEER_OPTIONS.get(row, {}),
+            "batch": batch, "repeats": 1, "threads": threads}
+    ours_s, theirs_s, ours, theirs = [], [], None, None
+    torch.set_num_threads(threads)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with torch.no_grad():
+            ours = our_bounds(model, data, row, batch)
+        ours_s.append(time.perf_counter() - start)
+        result = peer.run(task)
+        theirs_s.append(result["seconds"][0])
+        theirs = result["lower"]
+    a, b, ratio = _median_ratio(ours_s, theirs_s)
+    difference = (ours - theirs)
+    LOG.info("%s bounds, %d threads: ours %.2f s, theirs %.2f s", row, threads, a, b)
+    return {"row": row, "threads": threads, "points": len(data.x), "ours_s": a, "theirs_s": b, "speedup": ratio,
+            "ours_robust_error_bound": _robust_error(model, data, ours),
+            "theirs_robust_error_bound": _robust_error(model, data, theirs),
+            "ours_mean_bound": float(ours.mean()), "theirs_mean_bound": float(theirs.mean()),
+            "max_abs_difference": float(difference.abs().max()),
+            "margins_higher": int((difference > 1e-5).sum()), "margins_lower": int((difference < -1e-5).sum())}
+
+
+def _robust_error(model: nn.Sequential, data: Data, bounds: torch.Tensor) -> float:
+    with torch.no_grad():
+        correct = model(data.x).argmax(1) == data.labels
+    return float(1 - (correct & (bounds > 0).all(1)).float().mean())
+
+
+def compare_training(peer: Peer, spec_name: str, data: Data, method: str, threads: int, steps: int,
+                     rounds: int) -> dict:
+    torch.manual_seed(0)
+    initial = build(spec_name, (1, 28, 28), 10)
+    ours_s, theirs_s, losses = [], [], {}
+    torch.set_num_threads(threads)
+    for round_index in range(rounds):
+        model = build(spec_name, (1, 28, 28), 10)
+        model.load_state_dict(initial.state_dict())
+        seconds, our_losses = _our_steps(model, data, OURS[method], steps)
+        ours_s += seconds
+        task = {"kind": "train", "layers": layers_of(initial), "state": initial.state_dict(), "x": data.x,
+                "spec": data.spec(), "eps": EPS, "method": method, "bound_opts": PEER_OPTIONS.get(method, {}),
+                "steps": steps, "threads": threads}
+        result = peer.run(task)
+        theirs_s += result["seconds"]
+        if round_index == 0:
+            losses = {"ours": our_losses, "theirs": result["losses"]}
+    a, b, ratio = _median_ratio(ours_s, theirs_s)
+    LOG.info("%s %s training, %d threads: ours %.3f s, theirs %.3f s per step; first losses %.6f, %.6f", spec_name,
+             method, threads, a, b, losses["ours"][0], losses["theirs"][0])
+    return {"network": spec_name, "method": method, "threads": threads, "batch": len(data.x),
+            "ours_ms_per_example": 1000 * a / len(data.x), "theirs_ms_per_example": 1000 * b / len(data.x),
+            "speedup": ratio, "first_loss_ours": losses["ours"][0], "first_loss_theirs": losses["theirs"][0],
+            "first_loss_difference": abs(losses["ours"][0] - losses["theirs"][0])}
+
+
+def _our_steps(model: nn.Sequential, data: Data, method: str, steps: int) -> tuple[list[float], list[float]]:
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seconds, losses = [], []
+    for _ in range(steps):
+        start = time.perf_counter()
+        optimiser.zero_grad()
+        loss = robust_loss(model, data.x, data.labels, EPS, method=method).loss
+        loss.backward()
+        optimiser.step()
+        seconds.append(time.perf_counter() - start)
+        losses.append(float(loss.detach()))
+    return seconds, losses
+
+
+def _section(name: str, run: Callable[[], list[dict]]) -> dict:
+    before = uptime()
+    rows = run()
+    return {"section": name, "uptime_before": before, "uptime_after": uptime(), "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--normal", required=True, help="wong-small model directory, normally trained")
+    parser.add_argument("--robust", required=True, help="wong-small model directory, trained robustly at eps 0.1")
+    parser.add_argument("--peer-python", default="/work/lirpa-venv/bin/python")
+    parser.add_argument("--points", type=int, default=1000)
+    parser.add_argument("--alpha-points", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=250, help="points per bound call, both libraries")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one thread (development)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    threads = (1,) if args.quick else (1, 2)
+    points, alpha_points = (50, 20) if args.quick else (args.points, args.alpha_points)
+    repeats = 1 if args.quick else 3
+    dataset = load_dataset("fashion-mnist")
+    test, train = dataset.test.head(points), dataset.train.head(TRAIN_BATCH)
+    data = Data(test.floats(), test.labels)
+    batch = Data(train.floats(), train.labels)
+    models = {"wong-small normal": load_model(args.normal).model.eval(),
+              "wong-small robust": load_model(args.robust).model.eval()}
+    with tempfile.TemporaryDirectory() as directory:
+        peer = Peer(args.peer_python, Path(directory))
+        try:
+            sections = [
+                _section("training", lambda: [
+                    compare_training(peer, name, batch, method, t, steps=3, rounds=repeats)
+                    for method in (("CROWN-IBP",) if args.quick else ("CROWN-IBP", "CROWN"))
+                    for name in ("cert-teacher", "wong-small") for t in threads]),
+                _section("bounds", lambda: [
+                    {"model": label, **compare_bounds(peer, model, data if row != "alpha-CROWN" else
+                                                      Data(data.x[:alpha_points], data.labels[:alpha_points]),
+                                                      row, t, min(args.batch, points), repeats)}
+                    for label, model in models.items() for row in OURS for t in threads]),
+            ]
+        finally:
+            peer.close()
+    result = {"eps": EPS, "dtype": "float32", "threads": list(threads), "points": points,
+              "alpha_points": alpha_points, "batch": args.batch, "train_batch": TRAIN_BATCH,
+              "python": sys.version.split()[0], "torch": torch.__version__, "sections": sections}
+    write_json(args.output, result)
+    _print(sections)
+    print(f"wrote {args.output}")
+
+
+def _print(sections: list[dict]) -> None:
+    print("| what | network | threads | shallowcert | auto_LiRPA | speed-up | agreement |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for section in sections:
+        for row in section["rows"]:
+            if section["section"] == "training":
+                print(f"| {row['method']} training step | {row['network']} | {row['threads']} | "
+                      f"{row['ours_ms_per_example']:.2f} ms/ex | {row['theirs_ms_per_example']:.2f} ms/ex | "
+                      f"{row['speedup']:.2f}x | first loss differs by {row['first_loss_difference']:.1e} |")
+            else:
+                print(f"| {row['row']} bounds, {row['points']} points | {row['model']} | {row['threads']} | "
+                      f"{row['ours_s']:.2f} s | {row['theirs_s']:.2f} s | {row['speedup']:.1f}x | robust error "
+                      f"{row['ours_robust_error_bound']:.3f} vs {row['theirs_robust_error_bound']:.3f}, max diff "
+                      f"{row['max_abs_difference']:.1e}, higher {row['margins_higher']} / lower "
+                      f"{row['margins_lower']} |")
+        print(f"| load | {section['section']} | | {section['uptime_before']} | {section['uptime_after']} | | |")
+
+
+if __name__ == "__main__":
+    main()
