@@ -14,7 +14,7 @@ import torch
 from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.cli import main
 from shallowcert.data import load_dataset
-from shallowcert.models import build, save_model
+from shallowcert.models import build, load_model, save_model
 from shallowcert.training import FitConfig, fit
 
 SPEC = "layers:c4k3p1,relu,mp2,c6k3p1,relu,mp3s2,flat,fc"
@@ -51,3 +51,12 @@ def test_certify_and_export_a_maxpool_model(tmp_path: Path, capsys) -> None:
     probe = torch.rand(4, 1, 28, 28)
     (onnx_out,) = session.run(None, {"input": probe.numpy()})
     np.testing.assert_allclose(onnx_out, model.float()(probe).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_pool_layers_survive_a_checkpoint(tmp_path: Path) -> None:
+    """The saved architecture names each pool's own kernel and stride (not the convolution's)."""
+    spec = "layers:c4k3p1,relu,mp2,c4k5s2p2,relu,ap3s1,mp2s1,flat,fc"
+    model = build(spec, (1, 28, 28), 10)
+    save_model(tmp_path / "m", model, spec=spec, input_shape=(1, 28, 28), classes=10)
+    loaded = load_model(tmp_path / "m").model
+    assert [repr(layer) for layer in loaded] == [repr(layer) for layer in model]
