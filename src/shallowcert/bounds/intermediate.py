@@ -13,7 +13,9 @@ network, auto_LiRPA's CROWN without sparse intermediate bounds): every neuron of
 after the first is a candidate, bounded by back-substitution alone.
 
 A max pool's input bounds come from interval arithmetic from the layer before; right after a
-ReLU (or pool) they are that layer's bounds, clamped (as tight as they are); after a map that
+ReLU (or pool) they are that layer's bounds, clamped (as tight as they are: a ReLU feeding a
+pool back-substitutes every neuron that is not dead, since the pool's lines use the bounds'
+values, not only their signs; interval arithmetic alone left them loose); after a map that
 mixes coordinates its inputs are back-substituted like a ReLU's candidates. Its lines
 (:mod:`shallowcert.bounds.maxpool`) join the ReLU relaxations, keyed by its step index; it has
 no states and is never split.
@@ -187,6 +189,7 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     relaxations: Relaxations = {}
     screens: dict[int, Box] = {}  # dual only: boxes of the relaxed activations (shallowcert.bounds.screen)
     start, previous, activation, after = 0, (lower_in, upper_in), (mid, rad), 0  # after: first step past the last ReLU
+    pools = set(network.pool_positions)
     for position in network.nonlinear_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
@@ -201,6 +204,8 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         candidates: torch.Tensor | None
         if rows is None:
             candidates = unstable_mask(lower, upper) if interval else _not_fixed(lower, states)
+            if position + 1 in pools:  # a max pool's lines use the values of these bounds, not only their signs
+                candidates = candidates | (upper > 0)
             bound = bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1)
             slopes = None
         else:
