@@ -75,6 +75,8 @@ def layers_of(model: nn.Sequential) -> list[list]:
         if isinstance(layer, nn.Conv2d):
             layers.append(["conv", layer.in_channels, layer.out_channels, layer.kernel_size[0], layer.stride[0],
                            layer.padding[0]])
+        elif isinstance(layer, nn.MaxPool2d):
+            layers.append(["maxpool", layer.kernel_size, layer.stride, layer.padding])
         elif isinstance(layer, nn.Linear):
             layers.append(["linear", layer.in_features, layer.out_features])
         elif isinstance(layer, nn.ReLU):

@@ -6,7 +6,8 @@ It imports only torch and auto_LiRPA (never shallowcert). Each line on stdin is 
 task file written by ``lirpa.py`` (``torch.save`` of plain tensors, lists and strings, read
 with ``weights_only=True``); the worker runs it and answers with the path of a result file on
 stdout. A task names the layers of an ``nn.Sequential`` (``["conv", in, out, kernel, stride,
-padding]``, ``["relu"]``, ``["flatten"]``, ``["linear", in, out]``) with their state dict, the
+padding]``, ``["maxpool", kernel, stride, padding]``, ``["relu"]``, ``["flatten"]``,
+``["linear", in, out]``) with their state dict, the
 threads, and either
 
 * ``bounds``: lower bounds of ``C · f(x')`` over the L-inf ball ``eps`` around ``x`` by
@@ -38,6 +39,8 @@ def build(layers: list[list]) -> nn.Sequential:
         if kind == "conv":
             channels_in, channels_out, kernel, stride, padding = sizes
             modules.append(nn.Conv2d(channels_in, channels_out, kernel, stride=stride, padding=padding))
+        elif kind == "maxpool":
+            modules.append(nn.MaxPool2d(*sizes))
         elif kind == "linear":
             modules.append(nn.Linear(*sizes))
         elif kind == "relu":
@@ -53,6 +56,7 @@ def _bounded(task: dict) -> tuple[nn.Sequential, BoundedModule]:
     net = build(task["layers"])
     net.load_state_dict(task["state"])
     net = net.to(task["x"].dtype)
+    torch.set_default_dtype(task["x"].dtype)  # its max-pool bounds allocate buffers in the default dtype
     return net, BoundedModule(net, torch.empty_like(task["x"][:1]), bound_opts=task.get("bound_opts", {}),
                               device="cpu")
 

@@ -15,8 +15,9 @@ def _set(n: int = 2, d: int = 4, eps: float = 0.1) -> InputSet:
     return InputSet(torch.rand(n, d, dtype=torch.float64), torch.full((n,), eps, dtype=torch.float64))
 
 
-def test_maxpool_is_refused_by_index_and_type() -> None:
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 3))
+def test_unsupported_layer_is_refused_by_index_and_type() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
+                          nn.Linear(2 * 3 * 3, 3))
     x = InputSet(torch.rand(1, 1, 8, 8), torch.tensor([0.1]))
     with pytest.raises(UnsupportedLayerError, match=r"layer 2 \(MaxPool2d\)"):
         lower_bounds(model, x)

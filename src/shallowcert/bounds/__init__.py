@@ -1,4 +1,4 @@
-"""The certification engine: lower bounds of ``C · f(x)`` over L-inf balls (ReLU networks).
+"""The certification engine: lower bounds of ``C · f(x)`` over L-inf balls (ReLU and max-pool networks).
 
 Public API::
 
@@ -17,21 +17,23 @@ Public API::
 The layer API for the complete verifier (:mod:`shallowcert.verify`), which splits neurons
 and bounds each subdomain with the same relaxation::
 
-    read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps and ReLUs
-    as_relu(step), as_affine(step)          # a step of a Network, of the kind the caller knows
+    read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps, ReLUs, max pools
+    as_relu(step), as_affine(step)              # a step of a Network, of the kind the caller knows
     AffineMap                                   # one affine layer of a Network
     relaxed_bound(network, spec, lower, upper, options: BoundOptions, known=None)
         -> (linear bound of spec · f over the box [lower, upper], pre-activation bounds)
     states_of(bounds) -> ReLU states proved by pre-activation bounds
+    pool_relaxations(network, bounds, box) -> the max pools' lines from ReLU input bounds
     relax, unstable_mask, with_lower_slopes     # the ReLU relaxation lines
     Relaxation                                  # their slopes and intercepts, per neuron
+    Relaxations                                 # ReLU and max-pool relaxations by step index
     back_substitute, concretize                 # one backward pass, and its bound over the box
     LinearBound                                 # what a backward pass returns
     packed(mask)                                # the True columns of each row first (padded rows)
     ProjectedAdam                               # the optimiser of the alpha (and beta) slopes
 
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
-slope). ``dual`` is Wong & Kolter's dual with interval-proved stable neurons fixed (and every
+slope; max pools have their own lines, :mod:`shallowcert.bounds.maxpool`). ``dual`` is Wong & Kolter's dual with interval-proved stable neurons fixed (and every
 intermediate bound intersected with its interval bound): sound, tighter per neuron, and on
 IBP-trained networks higher than convex_adversarial's on most margins, not on all.
 ``dual-exact`` equals convex_adversarial 0.4.4's ``DualNetwork`` (with
@@ -59,13 +61,13 @@ from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.engine import (METHODS, BoundOptions, LinearCertificate, linear_certificate, linear_lower_bound,
                                        lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
-from shallowcert.bounds.intermediate import states_of
+from shallowcert.bounds.intermediate import Relaxations, pool_relaxations, states_of
 from shallowcert.bounds.network import Network, as_affine, as_relu, read_network
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.screen import packed
 from shallowcert.bounds.spec import margin_spec
 
 __all__ = ["METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearBound", "LinearCertificate", "Network",
-           "ProjectedAdam", "Relaxation", "as_affine", "as_relu", "back_substitute", "concretize", "linear_certificate",
-           "linear_lower_bound", "lower_bounds", "margin_spec", "packed", "read_network", "relax", "relaxed_bound",
-           "states_of", "unstable_mask", "with_lower_slopes"]
+           "ProjectedAdam", "Relaxation", "Relaxations", "as_affine", "as_relu", "back_substitute", "concretize",
+           "linear_certificate", "linear_lower_bound", "lower_bounds", "margin_spec", "packed", "pool_relaxations",
+           "read_network", "relax", "relaxed_bound", "states_of", "unstable_mask", "with_lower_slopes"]

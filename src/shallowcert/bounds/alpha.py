@@ -7,7 +7,10 @@ final specification (rows ``K``) and, with ``intermediate``, every ReLU layer af
 (rows: its neurons that CROWN leaves unstable, lower and upper bound each; see
 :class:`shallowcert.bounds.intermediate.RowSlopes`). Each start has its own slopes at every
 earlier ReLU: ``(N, K, *shape)`` for the final rows, ``(N, 2R, *shape)`` for dense rows,
-window-shaped ``(2M, C, Ph, Pw)`` for rows bounded in patches.
+window-shaped ``(2M, C, Ph, Pw)`` for rows bounded in patches. A max pool's lines have free
+values too (:mod:`shallowcert.bounds.maxpool`: the lower line's simplex weights and the upper
+line's mix ``t``, all in [0, 1]); they are optimised for the final rows only (intermediate
+rows keep CROWN's pool lines).
 
 All slopes start at CROWN's and take ``steps`` Adam steps (learning rate ``lr``), each
 followed by clipping to [0, 1], maximising the sum of the final bounds. Each step recomputes
@@ -29,7 +32,8 @@ from shallowcert.bounds.adam import ProjectedAdam
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.intermediate import Bounds, RowSlopes, initial_row_slopes, linear_bounds
 from shallowcert.bounds.network import Network
-from shallowcert.bounds.relaxation import Relaxation, with_lower_slopes
+from shallowcert.bounds.maxpool import PoolRelaxation, detached, free_parameters, with_free_parameters
+from shallowcert.bounds.relaxation import Relaxation
 
 _Evaluation = tuple[LinearBound, torch.Tensor, Bounds]
 
@@ -40,12 +44,12 @@ def _row_mask(improved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _evaluate(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
               final_slopes: dict[int, torch.Tensor], rows: RowSlopes | None,
-              fixed: tuple[Bounds, dict[int, Relaxation]], known: dict[int, torch.Tensor] | None) -> _Evaluation:
+              fixed: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]], known: dict[int, torch.Tensor] | None) -> _Evaluation:
     """The final linear bound, its value ``(N, K)`` on the box, and the intermediate bounds:
     recomputed with ``rows`` when given, else ``fixed``."""
     bounds, relaxations = fixed if rows is None else linear_bounds(network, box, lower_slope="crown", known=known,
                                                                    rows=rows)
-    relaxations = {p: with_lower_slopes(r, final_slopes[p]) for p, r in relaxations.items()}
+    relaxations = {p: with_free_parameters(r, final_slopes[p]) for p, r in relaxations.items()}
     bound = back_substitute(network.steps, spec, relaxations)
     lower, upper = box
     value = concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
@@ -53,7 +57,7 @@ def _evaluate(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: to
 
 
 def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
-                    crown: tuple[Bounds, dict[int, Relaxation]], *, steps: int, lr: float, intermediate: bool,
+                    crown: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]], *, steps: int, lr: float, intermediate: bool,
                     known: dict[int, torch.Tensor] | None = None) -> tuple[LinearBound, Bounds]:
     """alpha-CROWN's final linear bound (the best per point and row) and intermediate bounds.
 
@@ -63,10 +67,9 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
     the result is meaningful (the lower and upper slopes differ).
     """
     fixed = ({p: (lower.detach(), upper.detach()) for p, (lower, upper) in crown[0].items()},
-             {p: Relaxation(r.lower_slope.detach(), r.upper_slope.detach(), r.upper_intercept.detach())
-              for p, r in crown[1].items()})
+             {p: detached(r) for p, r in crown[1].items()})
     rows = initial_row_slopes(network, *fixed) if intermediate else None
-    best_final = {p: r.lower_slope.expand(-1, spec.shape[1], *r.lower_slope.shape[2:]).clone()
+    best_final = {p: free_parameters(r).expand(-1, spec.shape[1], *free_parameters(r).shape[2:]).clone()
                   for p, r in fixed[1].items()}
     inner = [] if rows is None else [slope for by_relu in rows.slopes.values() for slope in by_relu.values()]
     best_bound, best_value = None, None

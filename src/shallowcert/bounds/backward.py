@@ -6,6 +6,8 @@ through a ReLU with relaxation (slopes ``a`` lower, ``s`` upper, intercept ``t``
 ``lam · relu(x) >= (lam+ a + lam- s) · x + lam- · t`` where ``lam+ = max(lam, 0)``,
 ``lam- = min(lam, 0)``. The lower bound on the relaxed upper side uses ``lam+ · t`` and is
 valid only when ``a == s`` (the dual relaxation), for which ``lam`` is the same both ways.
+Through a max pool, its lines (:mod:`shallowcert.bounds.maxpool`) for the lower bound; its
+upper offset is the lower one's (the lines differ: there is no symmetric upper bound).
 
 With ``a != s`` a ReLU step is one autograd function with a hand-written gradient
 (:func:`relu_step`). For ``lam`` ``(N, K, *shape)`` and ``a, s, t`` ``(N, 1 or K, *shape)``:
@@ -24,6 +26,7 @@ CROWN-IBP training step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, cast
 
@@ -31,6 +34,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_pool_relaxation, as_relu_relaxation
 from shallowcert.bounds.network import Step
 from shallowcert.bounds.relaxation import Relaxation
 
@@ -98,12 +102,12 @@ def relu_step(lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.T
     return apply(lam, lower_slope, upper_slope, intercept)
 
 
-def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation], *,
+def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: Mapping[int, Relaxation | PoolRelaxation], *,
                     begin: int = 0, extra: dict[int, torch.Tensor] | None = None,
                     record: dict[int, torch.Tensor] | None = None) -> LinearBound:
     """Push ``lam`` (``(N, K, *out_shape of steps[-1]``) back to the input of ``steps[begin]``.
 
-    ``relaxations[i]`` relaxes the ReLU at ``steps[i]``. ``extra[i]`` (optional, shaped like
+    ``relaxations[i]`` relaxes the ReLU or max pool at ``steps[i]``. ``extra[i]`` (optional, shaped like
     the coefficients there): a linear term ``extra[i] · z`` in the *input* ``z`` of ReLU ``i``
     added to the function (e.g. beta-CROWN's split multipliers). ``record`` (optional): filled
     with the coefficients of each ReLU's *output* as they were reached.
@@ -117,10 +121,13 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int,
                 term = row_dot(lam, step.bias)
                 lower, upper = lower + term, upper + term
             lam = step.transpose(lam)
+        elif isinstance(step, MaxPoolStep):
+            lam, term = step.transpose(lam, as_pool_relaxation(relaxations[index]))
+            lower, upper = lower + term, upper + term
         else:
             if record is not None:
                 record[index] = lam
-            relaxation = relaxations[index]
+            relaxation = as_relu_relaxation(relaxations[index])
             if relaxation.lower_slope is relaxation.upper_slope:
                 negative = lam.clamp(max=0)  # intercepts are >= 0: the sign of lam splits the terms
                 below, total = row_dot(negative, relaxation.upper_intercept), row_dot(lam, relaxation.upper_intercept)

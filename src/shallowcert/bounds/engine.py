@@ -33,9 +33,9 @@ from shallowcert.bounds.alpha import optimise_bounds
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
-from shallowcert.bounds.intermediate import Bounds, interval_bounds, linear_bounds, states_of
+from shallowcert.bounds.intermediate import Bounds, interval_relaxations, linear_bounds, states_of
+from shallowcert.bounds.interval import affine_interval
 from shallowcert.bounds.network import Network, as_relu, read_network
-from shallowcert.bounds.relaxation import relax
 from shallowcert.bounds.spec import checked_spec
 from shallowcert.errors import UserError
 
@@ -89,8 +89,7 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
     """
     method = options.method
     if method == "crown-ibp":
-        bounds = interval_bounds(network, lower, upper)
-        relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+        bounds, relaxations = interval_relaxations(network, lower, upper, lower_slope="crown")
     else:
         bounds, relaxations = linear_bounds(network, (lower, upper),
                                             lower_slope="dual" if method in DUAL_METHODS else "crown",
@@ -102,13 +101,12 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
 
 
 def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """IBP: boxes up to the last ReLU, then ``spec`` through the remaining affine maps."""
-    positions = network.relu_positions
+    """IBP: boxes up to the last ReLU or max pool, then ``spec`` through the remaining affine maps."""
+    positions = network.nonlinear_positions
     begin = 0
     if positions:
-        last = positions[-1]
-        pre_lower, pre_upper = interval_bounds(network, lower, upper)[last]
-        lower, upper, begin = pre_lower.clamp(min=0), pre_upper.clamp(min=0), last + 1
+        begin = positions[-1] + 1
+        lower, upper = affine_interval(network.steps[:begin], lower, upper)
     bound = back_substitute(network.steps, spec, {}, begin=begin)
     return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
 

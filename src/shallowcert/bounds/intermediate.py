@@ -1,4 +1,4 @@
-"""Pre-activation bounds of every ReLU, layer by layer.
+"""Pre-activation bounds of every ReLU, layer by layer, and the lines of every max pool.
 
 For each ReLU, interval arithmetic from the previous layer's bounds first proves most
 neurons stable; only the remaining *candidates* get a back-substitution bound (patches
@@ -11,6 +11,14 @@ either (the interval bound is tighter for many neurons of IBP-trained networks).
 ``interval=False`` reproduces the published methods instead (convex_adversarial's dual
 network, auto_LiRPA's CROWN without sparse intermediate bounds): every neuron of a layer
 after the first is a candidate, bounded by back-substitution alone.
+
+A max pool's input bounds come from interval arithmetic from the layer before; right after a
+ReLU (or pool) they are that layer's bounds, clamped (as tight as they are: a ReLU feeding a
+pool back-substitutes every neuron that is not dead, since the pool's lines use the bounds'
+values, not only their signs; interval arithmetic alone left them loose); after a map that
+mixes coordinates its inputs are back-substituted like a ReLU's candidates. Its lines
+(:mod:`shallowcert.bounds.maxpool`) join the ReLU relaxations, keyed by its step index; it has
+no states and is never split.
 
 Known states (``known``, :func:`states_of`) are ReLU states proved on a *superset* of the
 input set, e.g. by an evaluation at a larger radius around the same point: a neuron active
@@ -33,24 +41,59 @@ import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, Step, as_affine
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_relu_relaxation
+from shallowcert.bounds.network import Network, ReLUStep, Step, as_affine, as_pool
 from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
 from shallowcert.bounds.screen import Box, activation_box, packed, screened_bounds
 
 Bounds = dict[int, tuple[torch.Tensor, torch.Tensor]]
+Relaxations = dict[int, Relaxation | PoolRelaxation]
 
 
-def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor) -> Bounds:
-    """IBP bounds of every ReLU's input, keyed by the ReLU's step index."""
+def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor,
+                    pools: Bounds | None = None) -> Bounds:
+    """IBP bounds of every ReLU's input, keyed by the ReLU's step index; ``pools`` (optional)
+    is filled with those of every max pool's input."""
     bounds: Bounds = {}
     start = 0
-    for position in network.relu_positions:
+    for position in network.nonlinear_positions:
         lower, upper = affine_interval(network.steps[start:position], lower, upper)
-        bounds[position] = (lower, upper)
+        if isinstance(network.steps[position], ReLUStep):
+            bounds[position] = (lower, upper)
+        elif pools is not None:
+            pools[position] = (lower, upper)
         start = position
     return bounds
+
+
+def interval_relaxations(network: Network, lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str,
+                         ) -> tuple[Bounds, Relaxations]:
+    """IBP bounds of every ReLU's input and the relaxations of every ReLU and max pool they give."""
+    pools: Bounds = {}
+    bounds = interval_bounds(network, lower, upper, pools)
+    relaxations: Relaxations = {p: relax(lo, up, lower_slope=lower_slope) for p, (lo, up) in bounds.items()}
+    relaxations.update({p: as_pool(network.steps[p]).relax(lo, up) for p, (lo, up) in pools.items()})
+    return bounds, relaxations
+
+
+def pool_relaxations(network: Network, bounds: Bounds, box: tuple[torch.Tensor, torch.Tensor],
+                     ) -> dict[int, PoolRelaxation]:
+    """CROWN's lines of every max pool, its input bounds by interval arithmetic from the last
+    ReLU's input bounds in ``bounds`` (or the input ``box``). Sound for any sound ``bounds``; the
+    same lines as :func:`linear_bounds` when each pool directly follows a ReLU or a pool."""
+    pools: dict[int, PoolRelaxation] = {}
+    start, previous = 0, box
+    for position in network.nonlinear_positions:
+        lower, upper = affine_interval(network.steps[start:position], *previous)
+        step = network.steps[position]
+        if isinstance(step, MaxPoolStep):
+            pools[position] = step.relax(lower, upper)
+            start, previous = position, (lower, upper)
+        else:
+            start, previous = position, bounds[position]
+    return pools
 
 
 ACTIVE, INACTIVE, UNKNOWN = 1, -1, 0
@@ -95,7 +138,7 @@ class RowSlopes:
     reference: Bounds
 
 
-def initial_row_slopes(network: Network, bounds: Bounds, relaxations: dict[int, Relaxation]) -> RowSlopes:
+def initial_row_slopes(network: Network, bounds: Bounds, relaxations: Relaxations) -> RowSlopes:
     """Row slopes starting at the ``relaxations``' lower slopes (CROWN's), for the neurons that
     ``bounds`` leave unstable at every ReLU after the first; ``reference``: ``bounds``, detached."""
     neurons, slopes = {}, {}
@@ -104,7 +147,7 @@ def initial_row_slopes(network: Network, bounds: Bounds, relaxations: dict[int, 
         if not bool(unstable.any()):
             continue
         steps = network.steps[:position]
-        maps = {p: r.lower_slope.detach() for p, r in relaxations.items() if p < position}
+        maps = {p: r.lower_slope.detach() for p, r in relaxations.items() if p < position and isinstance(r, Relaxation)}
         if layer_plan(steps, tuple(unstable.shape[1:])).patches:
             maps = {p: slope.squeeze(1) for p, slope in maps.items()}
             slopes[position] = relu_windows(steps, unstable.nonzero(), tuple(unstable.shape[1:]), maps, repeat=2)
@@ -127,7 +170,7 @@ def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.T
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
                   known: dict[int, torch.Tensor] | None = None, rows: RowSlopes | None = None,
-                  interval: bool = True) -> tuple[Bounds, dict[int, Relaxation]]:
+                  interval: bool = True) -> tuple[Bounds, Relaxations]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
     ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
@@ -141,19 +184,28 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     """
     lower_in, upper_in = box
     mid, rad = (upper_in + lower_in) / 2, (upper_in - lower_in) / 2
-    symmetric = lower_slope == "dual"
+    symmetric = lower_slope == "dual" and not network.pool_positions
     bounds: Bounds = {}
-    relaxations: dict[int, Relaxation] = {}
+    relaxations: Relaxations = {}
     screens: dict[int, Box] = {}  # dual only: boxes of the relaxed activations (shallowcert.bounds.screen)
     start, previous, activation, after = 0, (lower_in, upper_in), (mid, rad), 0  # after: first step past the last ReLU
-    for position in network.relu_positions:
+    pools = set(network.pool_positions)
+    for position in network.nonlinear_positions:
         steps = network.steps[:position]
         lower, upper = affine_interval(network.steps[start:position], *previous)
+        pool = network.steps[position]
+        if isinstance(pool, MaxPoolStep):
+            lower, upper = _pool_inputs(network, start, position, (lower, upper), relaxations, mid, rad)
+            relaxations[position] = pool.relax(lower, upper)
+            start, previous = position, (lower, upper)
+            continue
         states = None if known is None else known.get(position)
         lower, upper = _apply_known(lower, upper, states)
         candidates: torch.Tensor | None
         if rows is None:
             candidates = unstable_mask(lower, upper) if interval else _not_fixed(lower, states)
+            if position + 1 in pools:  # a max pool's lines use the values of these bounds, not only their signs
+                candidates = candidates | (upper > 0)
             bound = bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1)
             slopes = None
         else:
@@ -162,11 +214,8 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         computed = None
         if bound and candidates is not None:
             computed = candidates
-            if layer_plan(steps, tuple(lower.shape[1:])).patches:
-                tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
-            else:
-                tight_lower, tight_upper = _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
-                                                         slopes)
+            tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
+                                                     slopes)
             if interval:
                 tight_lower, tight_upper = _tighter((tight_lower, tight_upper), (lower[candidates], upper[candidates]))
             lower = lower.masked_scatter(candidates, tight_lower)
@@ -174,16 +223,43 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         if rows is not None:
             lower, upper = _tighter((lower, upper), rows.reference[position])
         bounds[position] = (lower, upper)
-        relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
+        relaxations[position] = relaxation = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
             activation = screens[position] = activation_box([as_affine(s) for s in network.steps[after:position]],
                                                             activation,
-                                                            relaxations[position], lower, upper, computed)
+                                                            relaxation, lower, upper, computed)
         start, previous, after = position, (lower, upper), position + 1
     return bounds, relaxations
 
 
-def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+def _tight_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
+                  rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Back-substitution bounds of the ``candidates`` of the output of ``steps``, in patches or dense rows."""
+    if layer_plan(steps, tuple(candidates.shape[1:])).patches:
+        return _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
+    return _dense_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens, slopes)
+
+
+def _pool_inputs(network: Network, start: int, position: int, box: tuple[torch.Tensor, torch.Tensor],
+                 relaxations: Relaxations, mid: torch.Tensor, rad: torch.Tensor,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds of a max pool's input: ``box`` (interval arithmetic from the last ReLU or pool), tightened
+    by back-substitution when a map that mixes coordinates lies in between (a pool right after a
+    ReLU keeps the ReLU's clamped bounds: they are as tight as that ReLU's)."""
+    steps = network.steps[:position]
+    lower, upper = box
+    if mixing_maps(network.steps[start + 1:position]) == 0 if relaxations else mixing_maps(steps) <= 1:
+        return lower, upper
+    candidates = upper > lower
+    if not bool(candidates.any()):
+        return lower, upper
+    tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, False, {}, None)
+    return (lower.masked_scatter(candidates, torch.maximum(lower[candidates], tight_lower)),
+            upper.masked_scatter(candidates, torch.minimum(upper[candidates], tight_upper)))
+
+
+def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool, slopes: dict[int, torch.Tensor] | None,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     neurons = candidates.nonzero()
@@ -195,7 +271,7 @@ def _patch_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
     return lower[0], -lower[1]
 
 
-def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict[int, Relaxation], mid: torch.Tensor,
+def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of the candidate neurons as rows of a dense coefficient tensor, padded per point.
@@ -220,10 +296,12 @@ def _dense_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: dict
         lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
         lam, offset = lam.reshape(points, rows, *candidates.shape[1:]), mid.new_zeros(points, rows)
     if symmetric:
-        low, high = screened_bounds(steps[:tail], lam, offset, valid, relaxations, screens, mid, rad)
+        relus = {p: as_relu_relaxation(r) for p, r in relaxations.items()}  # symmetric: a network without pools
+        low, high = screened_bounds(steps[:tail], lam, offset, valid, relus, screens, mid, rad)
         return low[valid], high[valid]
     if slopes is not None:
-        relaxations = {p: with_lower_slopes(r, slopes[p]) if p in slopes else r for p, r in relaxations.items()}
+        relaxations = {p: with_lower_slopes(as_relu_relaxation(r), slopes[p]) if p in slopes else r
+                       for p, r in relaxations.items()}
     bound = back_substitute(steps[:tail], torch.cat([lam, -lam], 1), relaxations)
     low, _ = concretize(bound.coefficients, mid, rad)
     low = low + bound.offset_lower + torch.cat([offset, -offset], 1)

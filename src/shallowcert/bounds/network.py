@@ -1,9 +1,10 @@
-"""Read an ``nn.Sequential`` into the engine's form: a list of affine maps and ReLUs.
+"""Read an ``nn.Sequential`` into the engine's form: affine maps, ReLUs and max pools.
 
 Accepted layers: ``Linear``; ``Conv2d`` (any stride and zero padding, ``groups=1``,
-``dilation=1``); ``ReLU``; ``Flatten``; the affine layers ``Normalize``, ``BatchNorm1d/2d``
-in eval mode and ``AvgPool2d`` (as a per-channel convolution); ``Dropout`` in eval mode and
-``Identity`` (skipped: they are the identity). Everything else raises
+``dilation=1``); ``ReLU``; ``MaxPool2d`` (``ceil_mode=False``, ``dilation=1``;
+:mod:`shallowcert.bounds.maxpool`); ``Flatten``; the affine layers ``Normalize``,
+``BatchNorm1d/2d`` in eval mode and ``AvgPool2d`` (as a per-channel convolution); ``Dropout``
+in eval mode and ``Identity`` (skipped: they are the identity). Everything else raises
 :class:`UnsupportedLayerError` naming the layer, never skipped silently.
 """
 
@@ -22,6 +23,7 @@ from shallowcert.bounds.affine import (
     ReshapeMap,
     ScaleMap,
 )
+from shallowcert.bounds.maxpool import MaxPoolStep
 from shallowcert.device import model_device
 from shallowcert.errors import UnsupportedLayerError, UserError
 from shallowcert.models.layers import Normalize
@@ -34,13 +36,20 @@ class ReLUStep:
     shape: tuple[int, ...]
 
 
-Step = AffineMap | ReLUStep
+Step = AffineMap | ReLUStep | MaxPoolStep
 
 
 def as_relu(step: Step) -> ReLUStep:
     """``step``, which the caller knows is a ReLU (e.g. at one of the ``relu_positions``)."""
     if not isinstance(step, ReLUStep):
         raise TypeError(f"expected a ReLU step, got {type(step).__name__}")
+    return step
+
+
+def as_pool(step: Step) -> MaxPoolStep:
+    """``step``, which the caller knows is a max pool (e.g. at one of the ``pool_positions``)."""
+    if not isinstance(step, MaxPoolStep):
+        raise TypeError(f"expected a max-pool step, got {type(step).__name__}")
     return step
 
 
@@ -53,7 +62,8 @@ def as_affine(step: Step) -> AffineMap:
 
 @dataclass(frozen=True)
 class Network:
-    """The model as steps; ``relu_positions[r]`` is the index in ``steps`` of the r-th ReLU."""
+    """The model as steps; ``relu_positions[r]`` is the index in ``steps`` of the r-th ReLU,
+    ``pool_positions`` those of the max pools."""
 
     steps: list[Step]
     input_shape: tuple[int, ...]
@@ -63,8 +73,22 @@ class Network:
         return [i for i, s in enumerate(self.steps) if isinstance(s, ReLUStep)]
 
     @property
+    def pool_positions(self) -> list[int]:
+        return [i for i, s in enumerate(self.steps) if isinstance(s, MaxPoolStep)]
+
+    @property
+    def nonlinear_positions(self) -> list[int]:
+        """The ReLUs and max pools, in order."""
+        return [i for i, s in enumerate(self.steps) if not isinstance(s, AffineMap)]
+
+    @property
     def output_shape(self) -> tuple[int, ...]:
-        return self.steps[-1].out_shape if isinstance(self.steps[-1], AffineMap) else self.steps[-1].shape
+        return output_shape(self.steps[-1])
+
+
+def output_shape(step: Step) -> tuple[int, ...]:
+    """The shape of a step's output (one point)."""
+    return step.shape if isinstance(step, ReLUStep) else step.out_shape
 
 
 def _flat_layers(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
@@ -110,7 +134,7 @@ def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
         step = _read_layer(name, layer, shape, dtype, device)
         if step is not None:
             steps.append(step)
-            shape = step.out_shape if isinstance(step, AffineMap) else step.shape
+            shape = output_shape(step)
     if not steps:
         raise UserError("the model has no layers")
     return Network(steps, tuple(input_shape))
@@ -162,7 +186,13 @@ def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torc
     if isinstance(layer, nn.AvgPool2d):
         need(3)
         return _read_avgpool(name, layer, shape, dtype, device)
-    raise _refuse(name, layer, "supported are Linear, Conv2d, ReLU, Flatten, Normalize, BatchNorm (eval), "
+    if isinstance(layer, nn.MaxPool2d):
+        need(3)
+        return _read_maxpool(name, layer, shape)
+    if isinstance(layer, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d)):
+        raise _refuse(name, layer, "adaptive pooling is not supported; use MaxPool2d or AvgPool2d with a fixed "
+                                   "kernel and stride")
+    raise _refuse(name, layer, "supported are Linear, Conv2d, ReLU, MaxPool2d, Flatten, Normalize, BatchNorm (eval), "
                                "AvgPool2d, Dropout (eval), Identity")
 
 
@@ -195,3 +225,16 @@ def _read_avgpool(name: str, layer: nn.AvgPool2d, shape: tuple[int, ...], dtype:
     channels = shape[0]
     weight = torch.full((channels, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=dtype, device=device)
     return ConvMap(weight, None, in_shape=_chw(shape), stride=stride, padding=padding, groups=channels)
+
+
+def _read_maxpool(name: str, layer: nn.MaxPool2d, shape: tuple[int, ...]) -> MaxPoolStep:
+    """``MaxPool2d`` with ``ceil_mode=False`` and ``dilation=1`` (the windows ``unfold`` cuts)."""
+    if layer.ceil_mode:
+        raise _refuse(name, layer, "ceil_mode=True is not supported (its last windows are partial)")
+    if _pair(layer.dilation) != (1, 1):
+        raise _refuse(name, layer, "only dilation=1 max pooling")
+    if layer.return_indices:
+        raise _refuse(name, layer, "return_indices=True is not a layer of a Sequential classifier")
+    kernel = _pair(layer.kernel_size)
+    return MaxPoolStep(_chw(shape), kernel, _pair(layer.stride if layer.stride is not None else layer.kernel_size),
+                       _pair(layer.padding))

@@ -5,7 +5,9 @@ map: going back through a map with ``(kernel k, stride s, padding p)`` a window 
 with top-left ``i * S - D`` becomes one of size ``(P - 1) * s + k`` with stride ``S * s`` and
 offset ``D * s + p``. Coefficients are kept only on these windows (``(M, C, Ph, Pw)`` per
 neuron), so a neuron after two 4x4 stride-2 convolutions costs a 10x10 input window instead
-of the whole image. Maps (biases, ReLU slopes, the input box) are cut into the same windows
+of the whole image. A max pool moves windows like a convolution with its kernel, stride and
+padding; its lines (:mod:`shallowcert.bounds.maxpool`) are cut into windows like the ReLU slopes.
+Maps (biases, ReLU slopes, pool lines, the input box) are cut into the same windows
 with zero padding, so coefficients that fall outside a map contribute nothing there; they are
 zeroed explicitly only before an affine map, which would otherwise spread them inside.
 """
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_pool_relaxation, as_relu_relaxation
 from shallowcert.bounds.network import Step, as_affine
 from shallowcert.bounds.relaxation import Relaxation
 
@@ -89,7 +92,7 @@ def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[i
     windows = {}
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
-        if isinstance(step, AffineMap):
+        if isinstance(step, (AffineMap, MaxPoolStep)):
             geometry = geometry.back_through(*step.spatial_window())
         elif index in maps:
             windows[index] = chosen.windows(maps[index], geometry)
@@ -97,7 +100,7 @@ def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[i
 
 
 def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, ...],
-                          relaxations: dict[int, Relaxation], mid: torch.Tensor, rad: torch.Tensor, *,
+                          relaxations: dict[int, Relaxation | PoolRelaxation], mid: torch.Tensor, rad: torch.Tensor, *,
                           signs: tuple[float, ...], slopes: dict[int, torch.Tensor] | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds of selected neurons of the output of ``steps`` (all spatial) over the input box.
@@ -140,8 +143,16 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             lam = step.transpose_patch(lam)
             geometry = geometry.back_through(kernel, stride, padding)
             lam = _zero_outside(lam, steps, index, chosen_all, geometry)
+        elif isinstance(step, MaxPoolStep):
+            lines = step.lines(as_pool_relaxation(relaxations[index]))
+            lower_weights, upper_weights, offset = (chosen_all.windows(t.squeeze(1).flatten(1, -3), geometry)
+                                                    for t in lines)
+            shape = (len(lam), step.in_shape[0], step.size, *lam.shape[2:])
+            lam, term = step.transpose_patch(lam, lower_weights.reshape(shape), upper_weights.reshape(shape), offset)
+            lower, upper = lower + term, upper + term
+            geometry = geometry.back_through(*step.spatial_window())
         else:
-            relaxation = relaxations[index]
+            relaxation = as_relu_relaxation(relaxations[index])
             intercept = chosen_all.windows(relaxation.upper_intercept.squeeze(1), geometry)
             term = lam * intercept  # intercepts are >= 0: the sign of lam splits the terms
             lower = lower + term.clamp(max=0).sum((1, 2, 3))

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
+from shallowcert.bounds.maxpool import MaxPoolStep
 from shallowcert.bounds.network import Network, ReLUStep, Step, as_relu
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
@@ -40,9 +41,15 @@ class LayerPlan:
 
 
 def is_spatial(steps: list[Step]) -> bool:
-    """Every step is a ReLU on a feature map or a map with a window (convolution, scaling)."""
-    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or (isinstance(s, AffineMap) and s.window is not None)
-               for s in steps)
+    """Every step is a ReLU on a feature map, a max pool or a map with a window (convolution, scaling)."""
+    return all((isinstance(s, ReLUStep) and len(s.shape) == 3) or _windowed(s) is not None for s in steps)
+
+
+def _windowed(step: Step) -> AffineMap | MaxPoolStep | None:
+    """``step`` if it moves windows (a max pool, or an affine map with a window), else ``None``."""
+    if isinstance(step, MaxPoolStep) or (isinstance(step, AffineMap) and step.window is not None):
+        return step
+    return None
 
 
 def mixing_maps(steps: list[Step]) -> int:
@@ -55,16 +62,17 @@ def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
     """Per-neuron window values at the input of each affine step, going back from the end."""
     size, sizes = (1, 1), []
     for step in reversed(steps):
-        if isinstance(step, AffineMap):
-            kernel, stride, _ = step.spatial_window()
+        windowed = _windowed(step)
+        if windowed is not None:
+            kernel, stride, _ = windowed.spatial_window()
             size = ((size[0] - 1) * stride[0] + kernel[0], (size[1] - 1) * stride[1] + kernel[1])
-            sizes.append(step.in_shape[0] * size[0] * size[1])
+            sizes.append(windowed.in_shape[0] * size[0] * size[1])
     return tuple(sizes)
 
 
 def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     """The plan for neurons of shape ``target_shape`` at the output of ``steps``."""
-    dense = tuple(math.prod(s.in_shape) for s in reversed(steps) if isinstance(s, AffineMap))
+    dense = tuple(math.prod(s.in_shape) for s in reversed(steps) if not isinstance(s, ReLUStep))
     if len(target_shape) == 3 and is_spatial(steps):
         windows = _window_sizes(steps)
         if sum(windows) < sum(dense):

@@ -32,7 +32,10 @@ optimisation, no refinement), and the candidate whose weaker child bounds highes
 
 Only the whole box is bounded with full CROWN (or alpha-CROWN); a subdomain then costs
 ``steps`` back-substitutions of its open rows alone, plus the refinement of the layer after
-its split, instead of bounding every unstable neuron again.
+its split, instead of bounding every unstable neuron again. Max pools are never split: they
+keep the CROWN lines of the subdomain's ReLU bounds
+(:func:`shallowcert.bounds.intermediate.pool_relaxations`), so a subdomain whose ReLUs are all
+split is exact only when every pool window is stable.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ import time
 
 import torch
 
-from shallowcert.bounds import (LinearBound, ProjectedAdam, Relaxation, back_substitute, concretize, relax, unstable_mask,
-                               with_lower_slopes)
+from shallowcert.bounds import (LinearBound, ProjectedAdam, Relaxation, Relaxations, back_substitute, concretize,
+                                pool_relaxations, relax, unstable_mask, with_lower_slopes)
+from shallowcert.bounds.maxpool import PoolRelaxation
 from shallowcert.verify.refine import refine_after_splits
 from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, SubdomainBounder, branching_scores,
                                           per_disjunct_max, repeat_domains, split_states)
@@ -144,9 +148,9 @@ class SplitBounder:
         mid, rad = self._box()
         with torch.no_grad():
             pre = self._tightened(states, parents, mid, rad, refine=False)
-            relaxations, signs = self._relaxed(pre, states)
+            relaxations, pools, signs = self._relaxed(pre, states)
             alpha, beta = self._start(relaxations, parents, needed)
-            bound = self._evaluate(relaxations, signs, alpha, beta, needed, len(open_rows))
+            bound = self._evaluate(relaxations, pools, signs, alpha, beta, needed, len(open_rows))
             rows = parents.rows.clone()  # a parent's bound holds on its children
             rows[:, needed] = torch.maximum(rows[:, needed], concretize(bound.coefficients, mid, rad)[0]
                                             + bound.offset_lower - self.base.bound[needed])
@@ -158,14 +162,15 @@ class SplitBounder:
         return (upper + lower) / 2, (upper - lower) / 2
 
     def _relaxed(self, pre: list[tuple[torch.Tensor, torch.Tensor]], states: tuple[torch.Tensor, ...],
-                 ) -> tuple[dict[int, Relaxation], dict[int, torch.Tensor]]:
-        """CROWN relaxations from ``pre``, and per ReLU the split signs ``(N, 1, box-unstable)``
-        (0 where not split)."""
+                 ) -> tuple[dict[int, Relaxation], dict[int, PoolRelaxation], dict[int, torch.Tensor]]:
+        """CROWN relaxations of the ReLUs from ``pre``, the max pools' CROWN lines (never
+        split), and per ReLU the split signs ``(N, 1, box-unstable)`` (0 where not split)."""
         relaxations, signs = {}, {}
         for p, (lo, up), index, state in zip(self.positions, pre, self.unstable, states):
             relaxations[p] = relax(lo, up, lower_slope="crown")
             signs[p] = state.flatten(1)[:, index].to(lo.dtype).unsqueeze(1)
-        return relaxations, signs
+        box = (self.base.prop.lower.unsqueeze(0), self.base.prop.upper.unsqueeze(0))
+        return relaxations, pool_relaxations(self.base.network, dict(zip(self.positions, pre)), box), signs
 
     def _start(self, relaxations: dict[int, Relaxation], parents: Inherited, needed: torch.Tensor,
                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
@@ -179,13 +184,15 @@ class SplitBounder:
                  for (p, r), index in zip(relaxations.items(), self.unstable)}
         return alpha, {p: torch.zeros_like(a) for p, a in alpha.items()}
 
-    def _evaluate(self, relaxations: dict[int, Relaxation], signs: dict[int, torch.Tensor],
+    def _evaluate(self, relaxations: dict[int, Relaxation], pools: dict[int, PoolRelaxation],
+                  signs: dict[int, torch.Tensor],
                   alpha: dict[int, torch.Tensor], beta: dict[int, torch.Tensor], needed: torch.Tensor, count: int,
                   record: dict[int, torch.Tensor] | None = None) -> LinearBound:
         """The back-substituted bound of the ``needed`` rows with slopes ``alpha`` and split
-        terms ``-beta * sign`` at each ReLU's input."""
+        terms ``-beta * sign`` at each ReLU's input; the max pools keep their lines ``pools``."""
         spec = self.base.matrix[needed].unsqueeze(0).expand(count, -1, -1)
-        full_slopes, terms = {}, {}
+        full_slopes: Relaxations = dict(pools)
+        terms = {}
         for (p, r), index in zip(relaxations.items(), self.unstable):
             shape = (count, len(needed), *r.lower_slope.shape[2:])
             full_slopes[p] = with_lower_slopes(r, r.lower_slope.flatten(2).expand(shape[0], shape[1], -1)
@@ -204,7 +211,7 @@ class SplitBounder:
         empty = torch.zeros(count, dtype=torch.bool, device=mid.device)
         for lo, up in pre:
             empty |= ((lo - up) > EMPTY_GAP * (1 + lo.abs() + up.abs())).flatten(1).any(dim=1)
-        relaxations, signs = self._relaxed(pre, states)
+        relaxations, pools, signs = self._relaxed(pre, states)
         alpha, beta = self._start(relaxations, parents, needed)
         best_alpha = {p: a.clone() for p, a in alpha.items()}
         best_beta = {p: b.clone() for p, b in beta.items()}
@@ -212,7 +219,7 @@ class SplitBounder:
         best_lam = torch.zeros((count, len(needed), *mid.shape[1:]), dtype=mid.dtype, device=mid.device)
         # the domains still optimised (the others are proved or empty), with their relaxations and optimisers
         active = torch.arange(count, device=mid.device)
-        live_relaxations, live_signs = relaxations, signs
+        live_relaxations, live_pools, live_signs = relaxations, pools, signs
         slopes = ProjectedAdam([a.requires_grad_(True) for a in alpha.values()], lr=self.alpha_lr, low=0.0, high=1.0)
         multipliers = ProjectedAdam([b.requires_grad_(True) for b in beta.values()], lr=self.beta_lr, low=0.0)
         record: dict[int, torch.Tensor] = {}
@@ -220,7 +227,8 @@ class SplitBounder:
             for step in range(self.steps + 1):
                 alpha, beta = dict(zip(relaxations, slopes.parameters)), dict(zip(relaxations, multipliers.parameters))
                 record = {}
-                bound = self._evaluate(live_relaxations, live_signs, alpha, beta, needed, len(active), record)
+                bound = self._evaluate(live_relaxations, live_pools, live_signs, alpha, beta, needed, len(active),
+                                       record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift
                 with torch.no_grad():
                     improved = value > best[active]
@@ -242,6 +250,7 @@ class SplitBounder:
                     active, slopes, multipliers = active[keep], slopes.select(keep), multipliers.select(keep)
                     live_relaxations = {p: Relaxation(r.lower_slope[keep], r.upper_slope[keep], r.upper_intercept[keep])
                                         for p, r in live_relaxations.items()}
+                    live_pools = {p: r.select(keep) for p, r in live_pools.items()}
                     live_signs = {p: sign[keep] for p, sign in live_signs.items()}
         with torch.no_grad():
             rows = parents.rows.clone()  # a parent's bound holds on its children

@@ -16,7 +16,8 @@ prod_j max(1, ||W_j||_inf) * max(1, ||A_k||_inf)`` covers HiGHS' feasibility and
 tolerances (about 1e-6) propagated through the layers — a guard band, not a rigorous error
 analysis. A solution with ``t <= 0`` is only a candidate: its input is re-checked by running
 the network (float64) and, if the solver's tolerances made it not quite unsafe, used as a
-start for PGD. Never ``sat`` unverified.
+start for PGD. Never ``sat`` unverified. Networks with max pools have no MILP here
+(``available`` is false): they are decided by branch and bound or stay unknown.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class MilpSolver:
         steps, positions = bounder.network.steps, bounder.network.relu_positions
         edges = [-1, *positions, len(steps)]
         sizes = [math.prod(as_affine(steps[0]).in_shape)] + [math.prod(as_relu(steps[p]).shape) for p in positions]
-        self.available = all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self._stretches = [([as_affine(s) for s in steps[a + 1:b]],
+        pools = bool(bounder.network.pool_positions)  # no MILP encoding of max pools here
+        self.available = not pools and all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
+        self._stretches = [] if pools else [([as_affine(s) for s in steps[a + 1:b]],
                             bounder.network.input_shape if a < 0 else as_relu(steps[a]).shape)
                            for a, b in zip(edges, edges[1:])]
         self.lower = prop.lower.flatten().double().cpu().numpy()

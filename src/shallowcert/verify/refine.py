@@ -36,9 +36,12 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
     domain) with layers ``split_layer < k <= split_layer + depth`` refined (module docstring).
 
     ``split_layer`` ``(N,)``: per domain, the shallowest ReLU layer with a new split (the
-    number of layers: none); ``mid``, ``rad``: the box, ``(1, *input shape)``.
+    number of layers: none); ``mid``, ``rad``: the box, ``(1, *input shape)``. A network with
+    max pools keeps ``pre`` as it is (the refinement has no pool lines; the parent's bounds hold).
     """
     pre = list(pre)
+    if network.pool_positions:
+        return pre
     positions = network.relu_positions
     widest = max(math.prod(s.in_shape) for s in network.steps if isinstance(s, AffineMap))
     for layer in range(1, len(positions)):

@@ -26,8 +26,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from shallowcert.bounds import (BoundOptions, Network, as_relu, back_substitute, concretize, read_network, relax,
-                                relaxed_bound, states_of, unstable_mask)
+from shallowcert.bounds import (BoundOptions, Network, Relaxations, as_relu, back_substitute, concretize,
+                                pool_relaxations, read_network, relax, relaxed_bound, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
@@ -209,7 +209,9 @@ class SubdomainBounder:
     def _scores(self, bounds: dict[int, tuple[torch.Tensor, torch.Tensor]], states: tuple[torch.Tensor, ...],
                 target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         steps, positions = self.network.steps, self.network.relu_positions
-        relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+        relaxations: Relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in bounds.items()}
+        relaxations.update(pool_relaxations(self.network, bounds, (self.prop.lower.unsqueeze(0),
+                                                                   self.prop.upper.unsqueeze(0))))
         lam = self.matrix[target].unsqueeze(1)
         end, scores = len(steps), {}
         for p, known in zip(reversed(positions), reversed(states)):
