@@ -1,6 +1,10 @@
 """shallowcert beside auto_LiRPA 0.7.1: bounds and certified training steps, in one run.
 
-    python benchmarks/lirpa.py --normal DIR --robust DIR [--quick] [--output JSON]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/lirpa.py --normal DIR --robust DIR [--quick] [--output JSON]
+
+On a shared machine set ``OMP_WAIT_POLICY=PASSIVE`` (both processes inherit it): with OpenMP's
+default spinning, a 2-thread step here took 9.6 s instead of 0.57 s while other jobs held the
+cores (cert-teacher CROWN-IBP, load average 9 on 2 cores).
 
 auto_LiRPA runs in its own environment (``--peer-python``, default ``/work/lirpa-venv/bin/python``)
 as a worker process (``benchmarks/lirpa_peer.py``) that lives for the whole run; both sides get
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -305,7 +310,7 @@ def main() -> None:
             ]
         finally:
             peer.close()
-    result = {"eps": EPS, "dtype": "float32", "threads": list(threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
+    result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "eps": EPS, "dtype": "float32", "threads": list(threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
               "python": sys.version.split()[0], "torch": torch.__version__, "sections": sections}
     write_json(args.output, result)
     _print(sections)
