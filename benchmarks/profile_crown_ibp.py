@@ -9,7 +9,8 @@ the IBP forward pass is 2 x the network's forward MACs (centre through ``W``, ra
 row), and the gradients 2 x both; GFLOP/s = 2 x MACs / CPU seconds. The CPU time is the median
 of ``--steps`` steps of this process (steadier than wall time on a shared machine); the profile
 sums ``torch.profiler``'s self CPU time of the ``aten::`` operators over 3 steps, by kind.
-Prints a Markdown table.
+Also prints the GFLOP/s of a plain convolution, its transpose and a matrix product of the shapes
+a wong-small step uses (rows of 64 points x 9 margins), for comparison. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import argparse
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -79,6 +82,27 @@ def profile_spec(spec: str, steps: int) -> dict:
             "shares": {kind: value / sum(totals.values()) for kind, value in totals.items()}}
 
 
+def _gflops(run: Callable[[], object], flops: float, repeats: int = 20) -> float:
+    run()
+    seconds = []
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        seconds.append(time.process_time() - start)
+    return flops / statistics.median(seconds) / 1e9
+
+
+def reference_rates() -> dict[str, float]:
+    """GFLOP/s of wong-small's second convolution on 576 rows, its transpose, and a matrix product."""
+    rows, weight = 576, torch.rand(32, 16, 4, 4)
+    maps, grads = torch.rand(rows, 16, 14, 14), torch.rand(rows, 32, 7, 7)
+    flops = 2 * rows * 32 * 49 * 256
+    a, b = torch.rand(rows, 1568), torch.rand(1568, 100)
+    return {"convolution": _gflops(lambda: F.conv2d(maps, weight, stride=2, padding=1), flops),
+            "transposed convolution": _gflops(lambda: F.conv_transpose2d(grads, weight, stride=2, padding=1), flops),
+            "matrix product 576x1568x100": _gflops(lambda: a @ b, 2 * rows * 1568 * 100)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--specs", nargs="+", default=["wong-small", "cert-teacher"])
@@ -93,6 +117,9 @@ def main() -> None:
         row = profile_spec(spec, args.steps)
         shares = " | ".join(f"{100 * row['shares'].get(kind, 0.0):.0f}%" for kind in kinds)
         print(f"| {spec} | {row['mmac']:.1f} | {row['cpu_ms']:.2f} | {row['gflops']:.1f} | {shares} |")
+    print("\n| reference operation | GFLOP/s |\n| --- | ---: |")
+    for name, rate in reference_rates().items():
+        print(f"| {name} | {rate:.0f} |")
 
 
 if __name__ == "__main__":
