@@ -90,6 +90,21 @@ def test_robust_train_writes_metrics(tmp_path: Path) -> None:
     assert load_model(out).spec == "snn:8"
 
 
+@pytest.mark.parametrize("method, extra, schedule, certificate", [
+    ("dual-projected", ["--projections", "4"], "EpsilonSchedule", "dual"),
+    ("crown-ibp", [], "CrownIbpSchedule", "crown-ibp"),
+])
+def test_robust_train_methods_certify_exactly(tmp_path: Path, method: str, extra: list[str], schedule: str,
+                                              certificate: str) -> None:
+    out = tmp_path / method
+    assert main(["robust-train", "--model", "snn:8", "--eps", "0.02", "--epochs", "2", "--warmup-epochs", "2",
+                 "--method", method, *extra, "--limit-train", "128", "--limit-val", "30", "--limit-eval", "30",
+                 "--batch-size", "64", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["robust_method"] == method and metrics["schedule"]["kind"] == schedule
+    assert metrics["test"]["method"] == certificate  # the reported bound is an exact certificate
+
+
 @pytest.mark.parametrize("args,message", [
     (["--eps", "-0.1"], "--eps must be a finite number >= 0"),
     (["--eps", "nan"], "--eps must be a finite number >= 0"),

@@ -90,7 +90,8 @@ def add_exact(run: Path, seeds: list[int]) -> None:
                 result = exact([0.05, 0.01], [0.05, INF], [0.04, 0.01], [name == "teacher-normal" and seed == seeds[0],
                                                                          False])
             (run / "certification" / f"seed-{seed}" / f"{name}-exact.json").write_text(json.dumps(result.per_point()))
-            rows.append({"name": name, "file": f"{name}-exact.json", **result.summary()})
+            rows.append({"name": name, "spec": "snn:16", "bound": "crown", "time_limit": 1.0,
+                         "file": f"{name}-exact.json", **result.summary()})
         results["by_seed"][str(seed)]["exact"] = {"points": 2, "time_limit": 1.0, "rtol": 0.02, "models": rows}
     (run / "certification" / "results.json").write_text(json.dumps(results))
 

@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from report_support import POINTS, Knobs, synthetic_run
+from shallowcert.errors import UserError
 from shallowcert.report import write_report
 from shallowcert.report.aggregate import seed_table
 from shallowcert.report.document import cell
 from shallowcert.report.results import read_stage
 from shallowcert.report.stats import Spread
+from shallowcert.study.stage import StageName
+from shallowcert.study.stages.attacks import AttacksResults
+from shallowcert.study.stages.teacher import TeacherResults
 
 CLAIM_ORDER = ("distilled", "temperature", "pruning", "normal", "robust", "retraining")
 
@@ -60,7 +64,8 @@ def test_claims_name_their_test_and_decide_only_outside_noise(tmp_path: Path) ->
     found = claims(data)
     assert found["distilled"]["holds"] is None  # 0.80 vs 0.80: within noise
     assert found["distilled"]["verdict"] == "undecided (difference within noise)"
-    assert "McNemar" in found["distilled"]["test"] and f"{POINTS} test points × 2 seeds" in found["distilled"]["evidence"]
+    assert "two-level bootstrap" in found["distilled"]["test"] and "McNemar" in found["distilled"]["evidence"]
+    assert f"{POINTS} test points × 2 seeds" in found["distilled"]["evidence"]
     assert found["temperature"]["holds"] is True and "T=4" in found["temperature"]["evidence"]
     assert found["pruning"]["holds"] is True and "CI [+0.0000, +0.0000]" in found["pruning"]["evidence"]
     assert found["normal"]["holds"] is None and "bootstrap" in found["normal"]["test"]
@@ -107,11 +112,85 @@ def test_seeds_that_do_not_line_up_are_listed_per_seed() -> None:
     assert cell(merged.rows[0][1]) == "0.7000 ± 0.1414"
 
 
-def test_results_from_before_seeds_are_read_as_one_seed(tmp_path: Path) -> None:
-    (tmp_path / "teacher").mkdir()
-    (tmp_path / "teacher" / "results.json").write_text(json.dumps({"teacher": {"name": "teacher"}, "controls": []}))
-    (tmp_path / "teacher" / "manifest.json").write_text("{}")
-    (tmp_path / "config.yaml").write_text("seed: 7\n")
-    stage = read_stage(tmp_path, "teacher")
-    assert stage.seeds == [7] and stage.path(7, "x.json") == tmp_path / "teacher" / "x.json"
-    assert read_stage(tmp_path, "distillation") is None
+def test_a_run_from_an_older_version_is_refused_with_one_line(tmp_path: Path) -> None:
+    """An older manifest (no results format) is refused by ``shallowcert report``: one line, the
+    advice to resume, a non-zero exit, no report written."""
+    import subprocess
+    import sys
+    run = synthetic_run(tmp_path / "run", [0])
+    (run / "teacher" / "manifest.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "shallowcert", "report", str(run)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another version of shallowcert" in lines[0] and "--resume" in lines[0], lines
+    assert not (run / "report.md").exists()
+
+
+def test_results_in_another_layout_are_refused(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, [0])
+    results = json.loads((run / "improvement" / "results.json").read_text())
+    del results["by_seed"]["0"]["models"][0]["variant"]  # a row as older versions wrote it
+    (run / "improvement" / "results.json").write_text(json.dumps(results))
+    with pytest.raises(UserError, match=r"improvement was written by another version.*missing key variant.*--resume"):
+        write_report(run)
+    assert read_stage(run, StageName.TEACHER, TeacherResults) is not None
+    assert read_stage(run, StageName.ATTACKS, AttacksResults) is None  # not run: nothing to refuse
+
+
+def test_claims_table_comes_first_with_effect_interval_test_and_size(tmp_path: Path) -> None:
+    data, markdown, _ = report(synthetic_run(tmp_path, [0, 1]))
+    claims_part = markdown.split("## Claims of the study")[1].split("## 1. Teacher")[0]
+    assert claims_part.index("**Table C.1.**") < claims_part.index("### Evidence for each claim")
+    assert "Caveat" not in claims_part  # teacher 0.9 beats controls 0.8; certification teachers at 0.8
+    rows = table(data, "Table C.1")["rows"]
+    assert table(data, "Table C.1")["headers"] == ["claim", "verdict", "effect (95% interval)", "test", "n"]
+    assert len(rows) == 6 and rows[0][1] == "undecided (difference within noise)"
+    effect = claims(data)["distilled"]["effect"]
+    assert rows[0][2] == f"{effect['estimate']:+.4f} [{effect['low']:+.4f}, {effect['high']:+.4f}]"
+    assert effect["low"] < 0 < effect["high"] and rows[0][4] == f"2 seeds × {POINTS:,} points"
+    # an undecided claim says what it saw and what would decide it
+    assert "Undecided: the effect seen is" in claims(data)["distilled"]["evidence"]
+    assert "would need about" in claims(data)["distilled"]["evidence"] \
+        or "neither more seeds nor more points" in claims(data)["distilled"]["evidence"]
+    assert "Undecided" not in claims(data)["temperature"]["evidence"]  # decided
+
+
+def test_a_teacher_below_a_control_and_a_teacher_near_chance_are_flagged_at_the_head(tmp_path: Path) -> None:
+    data, markdown, _ = report(synthetic_run(tmp_path, [0, 1], Knobs(control_accuracy=0.95,
+                                                                     robust_teacher_accuracy=0.2)))
+    head = markdown.split("## Claims of the study")[1].split("**Table C.1.**")[0]
+    assert "does not beat every hard-label control: snn:8 0.9" in head and ", scnn2:2-2 0.9" in head
+    assert "certification teacher robust sits near chance" in head and "chance 0.10" in head
+    assert "teacher normal sits near chance" not in head
+
+
+def test_a_trial_config_says_its_verdicts_are_not_evidence() -> None:
+    from shallowcert.report.claims import caveats
+    from shallowcert.report.results import read_results
+    from shallowcert.study.config import load_config
+
+    assert load_config(preset="quick").trial is True and load_config(preset="fashion-mnist").trial is False
+    empty = read_results(Path("/nonexistent"))
+    assert caveats(empty, trial=False) == []
+    assert caveats(empty, trial=True) == ["This is a trial run: its sizes are for trying the pipeline, and its "
+                                          "verdicts are not evidence."]
+
+
+def test_each_teacher_and_its_student_share_one_certification_area_figure(tmp_path: Path) -> None:
+    _, markdown, html = report(synthetic_run(tmp_path, [0, 1]))
+    figure = tmp_path / "figures" / "certification-areas.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Figure 8.18](figures/certification-areas.png)" in markdown
+    section = markdown.split("## 6. Certification")[1]
+    assert section.index("Figure 8.18") < section.index("Figure 8.19")
+    assert "alt='Figure 8.18'" in html
+
+
+def test_the_report_names_the_robust_training_method(tmp_path: Path) -> None:
+    from shallowcert.report.sections import training_method
+
+    data, _, _ = report(synthetic_run(tmp_path, [0]))  # the synthetic run trained with ibp
+    assert "Wong & Kolter robust loss with ibp bounds" in table(data, "Table 8.20")["caption"]
+    assert "Zhang et al. 2020" in training_method("crown-ibp") and "β from 1 to 0" in training_method("crown-ibp")
+    assert "random projections" in training_method("dual-projected")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from shallowcert.report.stats import (Interval, decide_interval, decide_mcnemar, majority, mcnemar_exact, mean_sd,
-                                      paired_bootstrap)
+from shallowcert.report.stats import (Interval, decide_interval, decide_mcnemar, decision_size, describe_undecided,
+                                      majority, mcnemar_exact, mean_sd, paired_bootstrap)
 
 
 def test_mean_and_sample_standard_deviation() -> None:
@@ -103,3 +103,66 @@ def test_majority_of_comparisons() -> None:
     assert majority([True, False, None]) is None
     assert majority([False, False, True]) is False
     assert majority([None, None]) is None
+
+
+def _seeded_differences(seed_effects: list[float], points: int, *, seed: int, point_sd: float = 0.3,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` (seeds x points) whose differences are a per-seed effect, a per-point effect
+    shared by the seeds (the same test points) and noise."""
+    rng = np.random.default_rng(seed)
+    point_effect = rng.normal(0.0, point_sd, size=points)
+    b = rng.normal(0.0, 1.0, size=(len(seed_effects), points))
+    a = b + np.asarray(seed_effects)[:, None] + point_effect[None, :] + rng.normal(0.0, 0.3, size=b.shape)
+    return a, b
+
+
+def test_two_level_bootstrap_is_wider_than_pooling_when_seeds_disagree() -> None:
+    a, b = _seeded_differences([0.25, 0.0, -0.1], 1000, seed=5)
+    two_level = paired_bootstrap(a, b)
+    pooled = paired_bootstrap(a, b, levels="pooled")
+    assert two_level.estimate == pytest.approx(pooled.estimate)
+    assert two_level.high - two_level.low > 3 * (pooled.high - pooled.low)
+    assert two_level.contains(0.0) and not pooled.contains(0.0)  # pooling would call this effect decided
+    assert decide_interval(pooled, above=0.0) is True and decide_interval(two_level, above=0.0) is None
+    # seeds that agree and independent points: wider only by the pigeonhole's over-count of the noise
+    a, b = _seeded_differences([0.05, 0.05, 0.05], 1000, seed=6, point_sd=0.0)
+    ratio = np.ptp([paired_bootstrap(a, b).low, paired_bootstrap(a, b).high]) / np.ptp(
+        [paired_bootstrap(a, b, levels="pooled").low, paired_bootstrap(a, b, levels="pooled").high])
+    assert 1.0 < ratio < 1.7, ratio
+    with pytest.raises(ValueError, match="levels"):
+        paired_bootstrap(a, b, levels="seeds")
+
+
+def test_one_seed_is_the_bootstrap_over_points() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.random(400), rng.random(400)
+    assert paired_bootstrap(a, b) == paired_bootstrap(a[None, :], b[None, :])
+    interval = paired_bootstrap(a, b)
+    assert interval.seed_variance is None and interval.point_variance == pytest.approx(np.var(a - b, ddof=1))
+
+
+def test_decision_size_says_how_many_points_decide_an_effect() -> None:
+    rng = np.random.default_rng(8)
+
+    def draw(points: int) -> Interval:
+        return paired_bootstrap(0.03 + rng.normal(0.0, 0.3, size=points), np.zeros(points))
+
+    small = draw(300)
+    assert decide_interval(small, above=0.0) is None
+    size = decision_size(small, 0.0)
+    assert size.seeds is None and size.points is not None and size.points > 300
+    decided = sum(decide_interval(draw(2 * size.points), above=0.0) is True for _ in range(10))
+    undecided = sum(decide_interval(draw(size.points // 4), above=0.0) is None for _ in range(10))
+    assert decided >= 8 and undecided >= 6
+    assert f"about {size.points:,} points with 1 seed" in describe_undecided(small, 0.0)
+
+
+def test_decision_size_with_seeds_that_disagree_asks_for_seeds() -> None:
+    a, b = _seeded_differences([0.25, 0.0, -0.1], 1000, seed=5)
+    interval = paired_bootstrap(a, b)
+    size = decision_size(interval, 0.0)
+    assert size.seeds is not None and size.seeds > 3
+    assert size.points is None  # with 3 seeds that disagree this much, more points alone cannot decide
+    text = describe_undecided(interval, 0.0)
+    assert f"about {size.seeds:,} seeds at 1,000 points" in text and "+0.0" in text
+    assert "neither" in describe_undecided(Interval(0.0, -1.0, 1.0, 3, 100, 0.95, 2000, "seeds-points", 1.0, 1.0), 0.0)

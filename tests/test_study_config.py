@@ -22,15 +22,15 @@ def errors_for(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_is_valid(name: str) -> None:
     config = load_config(preset=name)
-    assert config["name"] == name
+    assert config.name == name
 
 
 def test_defaults_fill_what_the_file_omits(tmp_path: Path) -> None:
     path = tmp_path / "study.yaml"
     path.write_text("seeds: [3, 5]\nteacher:\n  training:\n    epochs: 2\n")
     config = load_config(path)
-    assert config["seeds"] == [3, 5] and config["data"]["split_seed"] == 0 and config["teacher"]["training"]["epochs"] == 2
-    assert config["teacher"]["training"]["optimizer"] == "adam" and config["teacher"]["spec"] == "teacher-svhn"
+    assert config.seeds == [3, 5] and config.data.split_seed == 0 and config.teacher.training.epochs == 2
+    assert config.teacher.training.optimizer == "adam" and config.teacher.spec == "teacher-svhn"
 
 
 def test_unknown_key_names_its_path_and_line(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_old_seed_key_says_what_replaced_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name, seeds", [("quick", 2), ("fashion-mnist", 3), ("thesis-svhn", 3),
                                          ("thesis-cifar10", 3)])
 def test_presets_run_several_seeds(name: str, seeds: int) -> None:
-    assert len(load_config(preset=name)["seeds"]) == seeds
+    assert len(load_config(preset=name).seeds) == seeds
 
 
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
@@ -126,7 +126,6 @@ class _FreeCosts:
 @pytest.mark.parametrize("points, exact_points, expected", [(12, 0, 0), (12, 3, 3), (2, 5, 2)])
 def test_exact_jobs_follow_exact_points(tmp_path: Path, points: int, exact_points: int, expected: int) -> None:
     from shallowcert.study.context import StageContext
-    from shallowcert.study.exact_gap import exact_points as used_points
     from shallowcert.study.stages import certification
     from shallowcert.study.store import ArtifactStore
 
@@ -136,6 +135,6 @@ def test_exact_jobs_follow_exact_points(tmp_path: Path, points: int, exact_point
     ctx = StageContext(config, ArtifactStore(tmp_path / "run"), "certification", 0, lambda: None)
     jobs = {job.name: job for job in certification.STAGE.jobs(ctx, _FreeCosts())}
     exact = sorted(name for name in jobs if name.startswith("exact-"))
-    assert used_points(config) == expected
+    assert config.certification.exact_count() == expected
     assert exact == ([] if expected == 0 else sorted(f"exact-{m}" for m in certification.MODELS))
     assert all(jobs[name].after == (name[len("exact-"):],) for name in exact)

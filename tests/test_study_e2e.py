@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from shallowcert.report import STAGE_NAMES
 from shallowcert.report.results import correct_per_point, radii_columns, read_stage
+from shallowcert.study.stage import StageName
+from shallowcert.study.stages.certification import CertificationResults
+from shallowcert.study.stages.teacher import TeacherResults
 
 TINY = """
 name: tiny
@@ -130,31 +132,32 @@ def test_exact_radius_never_below_the_certified_one(runs) -> None:
     """Soundness end to end: the certified radius of the radii table never exceeds a point's exact
     radius, i.e. its counterexample distance (``upper``), nor its settled bracket."""
     run = runs[0] / "straight"
-    certification = read_stage(run, "certification")
+    certification = read_stage(run, StageName.CERTIFICATION, CertificationResults)
+    assert certification is not None
     markdown = (run / "report.md").read_text()
     assert "(figures/exact-gap.png)" in markdown and (run / "figures" / "exact-gap.png").is_file()
     for seed in certification.seeds:
         results = certification.by_seed[seed]
-        exact, rows = results["exact"], {m["name"]: m for m in results["models"]}
-        assert exact["points"] == 2 and [m["name"] for m in exact["models"]] == list(rows)
-        for summary in exact["models"]:
-            points = json.loads(certification.path(seed, summary["file"]).read_text())
-            (radius,) = radii_columns(certification, seed, rows[summary["name"]], ["radius"])
-            assert summary["n"] == len(points["lower"]) == 2 and summary["settled"] == sum(points["settled"])
+        exact, rows = results.exact, {m.name: m for m in results.models}
+        assert exact is not None and exact.points == 2 and [m.name for m in exact.models] == list(rows)
+        for summary in exact.models:
+            points = json.loads(certification.path(seed, summary.file).read_text())
+            (radius,) = radii_columns(certification, seed, rows[summary.name], ["radius"])
+            assert summary.n == len(points["lower"]) == 2 and summary.settled == sum(points["settled"])
             tolerance = 1e-6  # the radii table rounds to 6 significant digits (radii <= 1)
             for i, (low, up, settled) in enumerate(zip(points["lower"], points["upper"], points["settled"])):
                 assert points["certified"][i] <= low and (up is None or low <= up)
                 if up is not None:
-                    assert radius[i] <= up + tolerance, (seed, summary["name"], i)
+                    assert radius[i] <= up + tolerance, (seed, summary.name, i)
                 if settled:
-                    assert radius[i] <= low + exact["rtol"] * up + tolerance, (seed, summary["name"], i)
+                    assert radius[i] <= low + exact.rtol * up + tolerance, (seed, summary.name, i)
 
 
 def test_resume_after_kill_matches_straight_run(runs) -> None:
     root, finished_before_kill = runs
-    for stage in STAGE_NAMES:
-        straight = json.loads((root / "straight" / stage / "results.json").read_text())
-        resumed = json.loads((root / "killed" / stage / "results.json").read_text())
+    for stage in StageName:
+        straight = json.loads((root / "straight" / stage.value / "results.json").read_text())
+        resumed = json.loads((root / "killed" / stage.value / "results.json").read_text())
         assert stable(straight) == stable(resumed), stage
     assert any(name.startswith("distillation/") for name in finished_before_kill)
     after = job_times(root / "killed")
@@ -210,19 +213,21 @@ def test_report_command_regenerates(runs, tmp_path) -> None:
 def test_rows_name_per_point_records_and_learning_curves(runs) -> None:
     root, _ = runs
     run = root / "straight"
-    teacher = read_stage(run, "teacher")
+    teacher = read_stage(run, StageName.TEACHER, TeacherResults)
+    assert teacher is not None
     for seed in teacher.seeds:
-        row = teacher.by_seed[seed]["teacher"]
-        assert correct_per_point(teacher, seed, row).mean() == pytest.approx(row["test_accuracy"])
-        assert [h["epoch"] for h in row["history"]] == [1, 2]  # teacher: 2 epochs
-        assert all({"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(h) for h in row["history"])
-    certification = read_stage(run, "certification")
+        row = teacher.by_seed[seed].teacher
+        assert correct_per_point(teacher, seed, row).mean() == pytest.approx(row.test_accuracy)
+        assert row.history is not None and [h["epoch"] for h in row.history] == [1, 2]  # teacher: 2 epochs
+        assert all({"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(h) for h in row.history)
+    certification = read_stage(run, StageName.CERTIFICATION, CertificationResults)
+    assert certification is not None
     for seed in certification.seeds:
-        for model in certification.by_seed[seed]["models"]:
+        for model in certification.by_seed[seed].models:
             certified, correct = radii_columns(certification, seed, model, ["certified", "correct"])
-            assert certified.mean() == pytest.approx(model["certified_accuracy"])
+            assert certified.mean() == pytest.approx(model.certified_accuracy)
             assert (certified <= correct).all()
-            assert len(model["history"]) >= 1
+            assert model.history is not None and len(model.history) >= 1
     markdown = (run / "report.md").read_text()
     for stage in ("teacher", "distillation", "temperature", "certification", "improvement"):
         assert (run / "figures" / f"learning-{stage}.png").is_file()

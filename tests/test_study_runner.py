@@ -3,25 +3,33 @@ crashes (of a job, of the driver, of a Ray worker), seeds and the results format
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shallowcert.errors import UserError
-from shallowcert.study.config import load_config
+from shallowcert.study.config import StudyConfig, load_config
 from shallowcert.study.jobs import Job
+from shallowcert.study.record import Record
 from shallowcert.study.runner import run_study
-from shallowcert.study.stage import Stage
+from shallowcert.study.stage import Stage, StageName
 
 
-def write_artifact(ctx, *, log: str, crash: str | None = None, kill_once: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Artifact(Record):
+    stage: StageName
+    seed: int
+
+
+def write_artifact(ctx, *, log: str, crash: str | None = None, kill_once: str | None = None) -> Artifact:
     """A stand-in job: logs its call, may crash or kill its own process once, writes one file."""
-    name = f"{ctx.stage}/{ctx.seed}/{ctx.config['teacher']['training']['epochs']}"
+    name = f"{ctx.stage}/{ctx.seed}/{ctx.config.teacher.training.epochs}"
     with open(log, "a") as f:
         f.write(name + "\n")
     if crash is not None and crash == ctx.stage:
@@ -31,7 +39,7 @@ def write_artifact(ctx, *, log: str, crash: str | None = None, kill_once: str | 
         Path(kill_once).write_text("killed once")
         os.kill(os.getpid(), signal.SIGKILL)
     (ctx.out / "artifact.txt").write_text(name)
-    return {"stage": ctx.stage, "seed": ctx.seed}
+    return Artifact(ctx.stage, ctx.seed)
 
 
 class Recorder:
@@ -50,22 +58,25 @@ class Recorder:
     def stage(self, name: str, sections: tuple[str, ...], *, second_job: bool = False) -> Stage:
         def jobs(ctx, costs):
             args = {"log": str(self.log), **self.options.get(name, {})}
-            found = [Job("write", write_artifact, args, outputs=("artifact.txt",))]
+            found = [Job("write", write_artifact, Artifact, args, outputs=("artifact.txt",))]
             if second_job:
-                found.append(Job("after-write", write_artifact, {"log": str(self.log)}, after=("write",)))
+                found.append(Job("after-write", write_artifact, Artifact, {"log": str(self.log)}, after=("write",)))
             return found
-        return Stage(name, name.title(), sections, jobs, lambda ctx, results: results["write"])
+        return Stage(StageName(name), name.title(), sections, jobs, lambda ctx, results: results.get("write", Artifact),
+                     Artifact)
 
     def stages(self) -> list[Stage]:
         return [self.stage("teacher", ("teacher",)), self.stage("distillation", ("students",)),
                 self.stage("attacks", ("attacks",))]
 
 
+def with_seeds(config: StudyConfig, seeds: list[int]) -> StudyConfig:
+    return dataclasses.replace(config, seeds=seeds)
+
+
 @pytest.fixture
-def config():
-    config = load_config(preset="quick")
-    config["seeds"] = [0]
-    return config
+def config() -> StudyConfig:
+    return with_seeds(load_config(preset="quick"), [0])
 
 
 def test_resume_reuses_complete_stages(tmp_path: Path, config) -> None:
@@ -73,11 +84,11 @@ def test_resume_reuses_complete_stages(tmp_path: Path, config) -> None:
     run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
     facts = run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     assert rec.calls() == ["teacher", "distillation", "attacks"]
-    assert all(s["reused"] for s in facts["stages"].values())
+    assert all(s.reused for s in facts.stages.values())
 
 
 def test_results_format_has_every_seed(tmp_path: Path, config) -> None:
-    config["seeds"] = [3, 1]
+    config = with_seeds(config, [3, 1])
     rec = Recorder(tmp_path)
     run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
     results = json.loads((tmp_path / "run" / "teacher" / "results.json").read_text())
@@ -93,7 +104,7 @@ def test_adding_a_seed_runs_only_its_jobs(tmp_path: Path, config) -> None:
     rec = Recorder(tmp_path)
     run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
     rec.calls()
-    config["seeds"] = [0, 1]
+    config = with_seeds(config, [0, 1])
     run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     results = json.loads((tmp_path / "run" / "attacks" / "results.json").read_text())
     assert results["seeds"] == [0, 1]
@@ -110,8 +121,8 @@ def test_changing_a_stage_config_redoes_it_and_later_stages_only(tmp_path: Path,
     rec = Recorder(tmp_path)
     run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
     rec.calls()
-    changed = copy.deepcopy(config)
-    changed["students"]["training"]["epochs"] += 1
+    training = dataclasses.replace(config.students.training, epochs=config.students.training.epochs + 1)
+    changed = dataclasses.replace(config, students=dataclasses.replace(config.students, training=training))
     run_study(changed, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     assert rec.calls() == ["distillation", "attacks"]
 
@@ -120,8 +131,7 @@ def test_changing_data_redoes_everything(tmp_path: Path, config) -> None:
     rec = Recorder(tmp_path)
     run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
     rec.calls()
-    changed = copy.deepcopy(config)
-    changed["data"]["split_seed"] = 7
+    changed = dataclasses.replace(config, data=dataclasses.replace(config.data, split_seed=7))
     run_study(changed, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     assert rec.calls() == ["teacher", "distillation", "attacks"]
 
@@ -171,7 +181,7 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path, config) -> None:
     ray = pytest.importorskip("ray")
     from shallowcert.study.executors import RayExecutor
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    config["seeds"] = [0, 1]
+    config = with_seeds(config, [0, 1])
     rec = Recorder(tmp_path)
     rec.options["distillation"] = {"kill_once": str(tmp_path / "killed.marker")}
     executor = RayExecutor(cpus=2, cpus_per_job=1, gpu=False)
@@ -184,3 +194,31 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path: Path, config) -> None:
     assert results["by_seed"] == {"0": {"stage": "distillation", "seed": 0}, "1": {"stage": "distillation", "seed": 1}}
     run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     assert rec.calls() == []
+
+
+def test_a_stage_in_another_results_format_is_collected_again_without_rerunning_jobs(tmp_path: Path, config) -> None:
+    """A manifest from another version (its fingerprint covers the results format) makes a
+    resume re-collect the stage from its jobs' records; no job runs again."""
+    rec = Recorder(tmp_path)
+    run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
+    rec.calls()
+    manifest_path = tmp_path / "run" / "distillation" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "fingerprint": "written-by-v1", "format": 1}))
+    facts = run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
+    assert rec.calls() == []
+    assert not facts.stages["distillation"].reused and facts.stages["distillation"].jobs_reused == 1
+    assert json.loads(manifest_path.read_text())["format"] == 2
+
+
+def test_a_job_record_in_another_layout_is_redone(tmp_path: Path, config) -> None:
+    rec = Recorder(tmp_path)
+    run_study(config, tmp_path / "run", stages=rec.stages(), progress=False)
+    rec.calls()
+    (tmp_path / "run" / "attacks" / "manifest.json").unlink()
+    job = tmp_path / "run" / "attacks" / "seed-0" / "jobs" / "write.json"
+    record = json.loads(job.read_text())
+    job.write_text(json.dumps({**record, "result": {**record["result"], "written_by": "v1"}}))
+    run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
+    assert rec.calls() == ["attacks"]
+    assert json.loads(job.read_text())["result"] == {"stage": "attacks", "seed": 0}

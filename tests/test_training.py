@@ -10,7 +10,8 @@ import torch
 from conftest import make_idx_dataset
 from shallowcert.data import load_dataset
 from shallowcert.errors import UserError
-from shallowcert.training import FitConfig, accuracy, fit, loss_and_accuracy, per_class_accuracy, train_classifier
+from shallowcert.training import (FitConfig, FitData, accuracy, fit, loss_and_accuracy, per_class_accuracy,
+                                  train_classifier)
 
 
 @pytest.fixture
@@ -78,8 +79,8 @@ def test_custom_targets_and_inputs_replace_the_split(tiny) -> None:
         return ((model(x) - target) ** 2).mean()
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    fit(model, tiny.train, loss_fn=loss_fn, config=FitConfig(epochs=1, batch_size=16), validate=lambda m: 0.0,
-        inputs=inputs, targets=targets)
+    fit(model, FitData(tiny.train, inputs=inputs, targets=targets), loss_fn=loss_fn,
+        config=FitConfig(epochs=1, batch_size=16), validate=lambda m: 0.0)
     assert sum(seen) == 40
 
 

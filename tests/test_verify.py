@@ -12,7 +12,7 @@ from torch import nn
 
 from shallowcert.bounds import InputSet
 from shallowcert.verify import Conjunction, Property, falsify, robustness_property, verify
-from shallowcert.verify.exact import exact_radius
+from shallowcert.verify.exact import ExactSettings, exact_radius
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.subdomain import SubdomainBounder
 
@@ -100,10 +100,11 @@ def test_branch_and_bound_proves_what_crown_cannot() -> None:
     center = torch.tensor([0.225, 0.15], dtype=torch.float64)
     with torch.no_grad():
         label = int(model(center.unsqueeze(0)).argmax())
-    for eps in (0.15, 0.16):
+    for eps in (0.17, 0.18):
         prop = robustness_property(center, eps, label, 3)
-        bounder = SubdomainBounder(model, prop)
-        assert not bool(bounder.bound_domains(bounder.free_states(1)).verified[0])  # CROWN alone fails
+        for method in ("crown", "alpha-crown"):
+            bounder = SubdomainBounder(model, prop, method=method)
+            assert not bool(bounder.bound_domains(bounder.free_states(1)).verified[0])  # the bound alone fails
         result = verify(model, prop, timeout=20, method="crown", milp_unstable=-1)  # no MILP on the whole box
         assert result.status == "unsat" and result.method == "bab" and result.stats["domains"] > 1
         assert _sample_violation(model, prop) > 0
@@ -138,7 +139,7 @@ def test_exact_radius_brackets_are_honest() -> None:
     x = torch.rand((3, 2), generator=generator)
     with torch.no_grad():
         labels = model(x).argmax(1)
-    result = exact_radius(model, x, labels, time_limit=10.0, rtol=0.05)
+    result = exact_radius(model, x, labels, ExactSettings(time_limit=10.0, rtol=0.05))
     assert bool((result.lower <= result.upper).all())
     assert bool((result.lower >= result.certified).all())
     assert int(result.settled.sum()) >= 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from verify_support import random_splits
 
 from shallowcert.verify import robustness_property
 from shallowcert.verify.beta import SplitBounder
@@ -15,18 +16,6 @@ from shallowcert.verify.subdomain import SubdomainBounder
 def _net(seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(3, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(), nn.Linear(24, 4)).double().eval()
-
-
-def _random_splits(bounder: SplitBounder, count: int, per_domain: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """``count`` domains, each with ``per_domain`` random box-unstable neurons split either way."""
-    generator = torch.Generator().manual_seed(seed)
-    states = [s.flatten(1).clone() for s in bounder.free_states(count)]
-    flat = [(layer, int(j)) for layer, index in enumerate(bounder.unstable) for j in index]
-    for n in range(count):
-        for pick in torch.randperm(len(flat), generator=generator)[:per_domain].tolist():
-            layer, j = flat[pick]
-            states[layer][n, j] = 1 if bool(torch.rand(1, generator=generator) < 0.5) else -1
-    return tuple(s.reshape(count, *shape) for s, shape in zip(states, bounder.base.shapes))
 
 
 def _sampled_rows(model: nn.Sequential, prop, states: tuple[torch.Tensor, ...], samples: int = 40000) -> torch.Tensor:
@@ -61,7 +50,7 @@ def test_split_bounds_hold_on_every_subdomain_and_beta_tightens() -> None:
         base = SubdomainBounder(model, prop)
         root = base.bound_domains(base.free_states(1))
         optimised, start = SplitBounder(base, root, steps=40), SplitBounder(base, root, steps=0)
-        states = _random_splits(optimised, 12, 3, seed)
+        states = random_splits(optimised, 12, 3, torch.Generator().manual_seed(seed))
         bounds, plain = optimised.bound_domains(states), start.bound_domains(states)
         sampled = _sampled_rows(model, prop, states)
         assert bool((bounds.rows <= sampled + 1e-9).all())  # sound: below every sampled value

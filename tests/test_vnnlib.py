@@ -85,9 +85,9 @@ def test_every_shared_property_reads_and_shared_counterexamples_are_unsafe() -> 
         if row["onnx"] not in networks:
             networks[row["onnx"]] = import_onnx(ROOT / row["onnx"])
         net = networks[row["onnx"]]
-        key = (row["vnnlib"], net.input_shape, net.outputs)
-        if key not in props:
-            props[key] = read_vnnlib(ROOT / row["vnnlib"], input_shape=net.input_shape, outputs=net.outputs)
+        key = (row["vnnlib"], net.onnx_input_shape, net.outputs)
+        if key not in props:  # X_i follow the ONNX input's layout (NHWC for marabou-cifar10)
+            props[key] = read_vnnlib(ROOT / row["vnnlib"], input_shape=net.onnx_input_shape, outputs=net.outputs)
         prop = props[key]
         assert bool((prop.lower <= prop.upper).all())
         if row["benchmark"] in ("mnist_fc", "eran"):  # robustness of one label: nine single-row disjuncts
@@ -95,8 +95,12 @@ def test_every_shared_property_reads_and_shared_counterexamples_are_unsafe() -> 
         if row["expected"] == "sat":
             x, _ = read_counterexample(ROOT / row["counterexample"])
             session = ort.InferenceSession(str(ROOT / row["onnx"]), providers=["CPUExecutionProvider"])
-            feed = x.reshape(session.get_inputs()[0].shape).numpy().astype(np.float32)
+            shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
+            feed = x.reshape(shape).numpy().astype(np.float32)
             y = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: feed})[0].reshape(1, -1))
             assert float(prop.violation(y.double())[0]) <= 1e-6, row["vnnlib"]
+            with torch.no_grad():  # the imported model, on the counterexample moved to its layout, agrees
+                ours = net.model(net.to_model_layout(x.float().unsqueeze(0)))
+            assert float(prop.violation(ours.double())[0]) <= 1e-5, row["vnnlib"]
             assert bool(((x >= prop.lower.reshape(-1) - 1e-6) & (x <= prop.upper.reshape(-1) + 1e-6)).all())
     assert len(props) >= 50

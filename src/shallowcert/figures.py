@@ -1,27 +1,40 @@
-"""Matplotlib figures written atomically, without a display."""
+"""Matplotlib figures written atomically, without a display.
+
+matplotlib is imported on the first figure, not with this module: it costs about 0.3 s,
+which commands that draw nothing (``shallowcert verify``) should not pay.
+"""
 
 from __future__ import annotations
 
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+from shallowcert.atomic import atomic_path
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-
-from shallowcert.atomic import atomic_path  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
 
-def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, "plt.Axes"]:
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the display-less Agg backend (chosen before pyplot loads)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, plt.Axes]:
+    fig, ax = pyplot().subplots(figsize=(width, height), dpi=100)
     return fig, ax
 
 
-def new_panels(columns: int, width: float = 6.0, height: float = 4.0) -> tuple[Figure, list["plt.Axes"]]:
+def new_panels(columns: int, width: float = 6.0, height: float = 4.0) -> tuple[Figure, list[plt.Axes]]:
     """A figure with ``columns`` side-by-side axes."""
-    fig, axes = plt.subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
+    fig, axes = pyplot().subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
     return fig, list(axes[0])
 
 
@@ -30,4 +43,4 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
+    pyplot().close(fig)

@@ -9,7 +9,7 @@ Every attack is called the same way and returns an :class:`AttackResult`::
 Radii ``eps`` are in input units (inputs in ``[0, 1]``).
 """
 
-from shallowcert.attacks.base import AttackResult, IterativeAttack, evaluation_mode
+from shallowcert.attacks.base import AttackResult, IterativeAttack
 from shallowcert.attacks.bim import BIM
 from shallowcert.attacks.fgsm import FGSM
 from shallowcert.attacks.l2pgd import L2PGD
@@ -22,5 +22,5 @@ from shallowcert.attacks.sweep import SweepResult, parse_eps_grid, robust_accura
 
 __all__ = [
     "ATTACKS", "BIM", "FGSM", "L2PGD", "MIM", "PGD", "AttackResult", "IterativeAttack", "LinfAttack",
-    "SweepResult", "evaluation_mode", "make_attack", "parse_eps_grid", "plot_robust_accuracy", "robust_accuracy",
+    "SweepResult", "make_attack", "parse_eps_grid", "plot_robust_accuracy", "robust_accuracy",
 ]

@@ -35,15 +35,15 @@ may step away from an adversarial ``x_t`` and end on a correctly classified ``x_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shallowcert import checks
+from shallowcert.model_state import evaluation_mode
 
 Model = Callable[[Tensor], Tensor]
 
@@ -61,18 +61,6 @@ class AttackResult:
     adversarial: Tensor
     success: Tensor
     perturbation: Tensor
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Put every sub-module of ``model`` in eval mode, and restore each one's mode after."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def goal_met(logits: Tensor, y: Tensor, *, targeted: bool) -> Tensor:

@@ -46,9 +46,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from shallowcert import checks
-from shallowcert.attacks.base import IterativeAttack, evaluation_mode
+from shallowcert.attacks.base import IterativeAttack
 from shallowcert.device import batch_to, model_device
 from shallowcert.errors import UserError
+from shallowcert.model_state import evaluation_mode
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,22 @@ Public API::
            proved; pass them as known_states on any subset (a smaller radius) to skip work
     METHODS = ("ibp", "dual", "dual-exact", "crown", "alpha-crown", "crown-ibp")
 
+The layer API for the complete verifier (:mod:`shallowcert.verify`), which splits neurons
+and bounds each subdomain with the same relaxation::
+
+    read_network(model, input_shape, dtype, *, device=None) -> Network   # affine maps and ReLUs
+    as_relu(step), as_affine(step)          # a step of a Network, of the kind the caller knows
+    AffineMap                                   # one affine layer of a Network
+    relaxed_bound(network, spec, lower, upper, options: BoundOptions, known=None)
+        -> (linear bound of spec · f over the box [lower, upper], pre-activation bounds)
+    states_of(bounds) -> ReLU states proved by pre-activation bounds
+    relax, unstable_mask, with_lower_slopes     # the ReLU relaxation lines
+    Relaxation                                  # their slopes and intercepts, per neuron
+    back_substitute, concretize                 # one backward pass, and its bound over the box
+    LinearBound                                 # what a backward pass returns
+    packed(mask)                                # the True columns of each row first (padded rows)
+    ProjectedAdam                               # the optimiser of the alpha (and beta) slopes
+
 All methods share one backward linear-relaxation engine (they differ in the lower ReLU
 slope). ``dual`` is Wong & Kolter's dual with interval-proved stable neurons fixed (and every
 intermediate bound intersected with its interval bound): sound, tighter per neuron, and on
@@ -37,9 +53,19 @@ eps' * ||lam||_1`` (intermediate bounds valid for ``R`` stay valid for smaller b
 one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam||_1)``.
 """
 
-from shallowcert.bounds.engine import METHODS, LinearCertificate, linear_certificate, linear_lower_bound, lower_bounds
+from shallowcert.bounds.adam import ProjectedAdam
+from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
+from shallowcert.bounds.engine import (METHODS, BoundOptions, LinearCertificate, linear_certificate, linear_lower_bound,
+                                       lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
+from shallowcert.bounds.intermediate import states_of
+from shallowcert.bounds.network import Network, as_affine, as_relu, read_network
+from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
+from shallowcert.bounds.screen import packed
 from shallowcert.bounds.spec import margin_spec
 
-__all__ = ["METHODS", "InputSet", "LinearCertificate", "linear_certificate", "linear_lower_bound", "lower_bounds",
-           "margin_spec"]
+__all__ = ["METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearBound", "LinearCertificate", "Network",
+           "ProjectedAdam", "Relaxation", "as_affine", "as_relu", "back_substitute", "concretize", "linear_certificate",
+           "linear_lower_bound", "lower_bounds", "margin_spec", "packed", "read_network", "relax", "relaxed_bound",
+           "states_of", "unstable_mask", "with_lower_slopes"]

@@ -41,3 +41,13 @@ class ProjectedAdam:
                 x.sub_(self.lr * (m / correction1) / ((v / correction2).sqrt() + self.eps))
                 if self.low is not None or self.high is not None:
                     x.clamp_(self.low, self.high)
+
+    def select(self, index: torch.Tensor) -> ProjectedAdam:
+        """The optimiser restricted to the entries ``index`` (along dim 0) of every parameter,
+        moments and step count kept; its parameters are new leaf tensors (requiring grad as before)."""
+        chosen = ProjectedAdam([p.detach()[index].requires_grad_(p.requires_grad) for p in self.parameters],
+                               lr=self.lr, low=self.low, high=self.high, betas=self.betas, eps=self.eps)
+        chosen.first = [m[index] for m in self.first]
+        chosen.second = [v[index] for v in self.second]
+        chosen.count = self.count
+        return chosen

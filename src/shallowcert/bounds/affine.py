@@ -28,6 +28,12 @@ class AffineMap(ABC):
     bias: torch.Tensor | None  # full map of shape out_shape, or None
     window: tuple[Pair, Pair, Pair] | None = None  # (kernel, stride, padding); None: not spatial
 
+    def spatial_window(self) -> tuple[Pair, Pair, Pair]:
+        """(kernel, stride, padding) of a spatial map; TypeError for any other map."""
+        if self.window is None:
+            raise TypeError(f"{type(self).__name__} is not a spatial map")
+        return self.window
+
     @abstractmethod
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``A x`` for ``x`` of shape ``(B, *in_shape)``."""

@@ -77,7 +77,7 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
         for _ in range(steps if parameters else 0):
             bound, value, bounds = _evaluate(network, (box[0].detach(), box[1].detach()), spec.detach(), final, rows,
                                              fixed, known)
-            if best_bound is None:
+            if best_bound is None or best_value is None:
                 best_bound, best_value = _detached(bound), value.detach()
             else:
                 improved = value.detach() > best_value
@@ -93,7 +93,7 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
         rows = RowSlopes(rows.neurons, {s: {p: slope.detach() for p, slope in by_relu.items()}
                                         for s, by_relu in rows.slopes.items()}, rows.reference)
     bound, value, bounds = _evaluate(network, box, spec, best_final, rows, crown, known)
-    if best_bound is not None:
+    if best_bound is not None and best_value is not None:
         bound = _select(value.detach() >= best_value, bound, best_bound)
     return bound, bounds
 

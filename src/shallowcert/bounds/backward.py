@@ -25,6 +25,7 @@ CROWN-IBP training step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, cast
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -68,7 +69,7 @@ class _ReluStep(torch.autograd.Function):
     sides give ``lam' = 0``)."""
 
     @staticmethod
-    def forward(ctx, lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.Tensor,
+    def forward(ctx: Any, lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.Tensor,
                 intercept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         negative = lam.clamp(max=0)
         ctx.save_for_backward(lam, lower_slope, upper_slope, intercept)
@@ -76,7 +77,7 @@ class _ReluStep(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_lam: torch.Tensor, grad_offset: torch.Tensor,
+    def backward(ctx: Any, grad_lam: torch.Tensor, grad_offset: torch.Tensor,
                  ) -> tuple[torch.Tensor | None, ...]:
         lam, lower_slope, upper_slope, intercept = ctx.saved_tensors
         negative = lam.clamp(max=0)
@@ -103,7 +104,8 @@ def relu_step(lam: torch.Tensor, lower_slope: torch.Tensor, upper_slope: torch.T
               intercept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lam', b)`` of the module docstring: the coefficients on the ReLU's input and the
     offset ``(N, K)`` the lower bound adds, differentiable w.r.t. all four inputs."""
-    return _ReluStep.apply(lam, lower_slope, upper_slope, intercept)
+    apply = cast(Callable[..., tuple[torch.Tensor, torch.Tensor]], _ReluStep.apply)
+    return apply(lam, lower_slope, upper_slope, intercept)
 
 
 def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: dict[int, Relaxation], *,

@@ -34,7 +34,7 @@ from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.intermediate import Bounds, interval_bounds, linear_bounds, states_of
-from shallowcert.bounds.network import Network, read_network
+from shallowcert.bounds.network import Network, as_relu, read_network
 from shallowcert.bounds.relaxation import relax
 from shallowcert.bounds.spec import checked_spec
 from shallowcert.errors import UserError
@@ -51,7 +51,7 @@ def _prepare(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None,
     if len(network.output_shape) != 1:
         raise UserError(f"the model must output a vector of logits, its output shape is {network.output_shape}")
     if known_states is not None:
-        shapes = [(len(center), *network.steps[p].shape) for p in network.relu_positions]
+        shapes = [(len(center), *as_relu(network.steps[p]).shape) for p in network.relu_positions]
         if [tuple(t.shape) for t in known_states] != shapes:
             raise UserError(f"known_states must hold one state tensor per ReLU layer, shaped {shapes}")
     spec = checked_spec(spec, points=center.shape[0], outputs=network.output_shape[0], dtype=center.dtype,

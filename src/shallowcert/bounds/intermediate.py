@@ -33,7 +33,7 @@ import torch
 
 from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.interval import affine_interval
-from shallowcert.bounds.network import Network, Step
+from shallowcert.bounds.network import Network, Step, as_affine
 from shallowcert.bounds.patches import patch_back_substitute, relu_windows
 from shallowcert.bounds.plan import layer_plan, mixing_maps
 from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with_lower_slopes
@@ -151,6 +151,7 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         lower, upper = affine_interval(network.steps[start:position], *previous)
         states = None if known is None else known.get(position)
         lower, upper = _apply_known(lower, upper, states)
+        candidates: torch.Tensor | None
         if rows is None:
             candidates = unstable_mask(lower, upper) if interval else _not_fixed(lower, states)
             bound = bool(candidates.any()) and (start > 0 or mixing_maps(steps) > 1)
@@ -159,7 +160,7 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
             candidates, slopes = rows.neurons.get(position), rows.slopes.get(position)
             bound = candidates is not None
         computed = None
-        if bound:
+        if bound and candidates is not None:
             computed = candidates
             if layer_plan(steps, tuple(lower.shape[1:])).patches:
                 tight_lower, tight_upper = _patch_bounds(steps, candidates, relaxations, mid, rad, symmetric, slopes)
@@ -175,7 +176,8 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
         bounds[position] = (lower, upper)
         relaxations[position] = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
-            activation = screens[position] = activation_box(network.steps[after:position], activation,
+            activation = screens[position] = activation_box([as_affine(s) for s in network.steps[after:position]],
+                                                            activation,
                                                             relaxations[position], lower, upper, computed)
         start, previous, after = position, (lower, upper), position + 1
     return bounds, relaxations

@@ -37,6 +37,20 @@ class ReLUStep:
 Step = AffineMap | ReLUStep
 
 
+def as_relu(step: Step) -> ReLUStep:
+    """``step``, which the caller knows is a ReLU (e.g. at one of the ``relu_positions``)."""
+    if not isinstance(step, ReLUStep):
+        raise TypeError(f"expected a ReLU step, got {type(step).__name__}")
+    return step
+
+
+def as_affine(step: Step) -> AffineMap:
+    """``step``, which the caller knows is an affine map."""
+    if not isinstance(step, AffineMap):
+        raise TypeError(f"expected an affine step, got {type(step).__name__}")
+    return step
+
+
 @dataclass(frozen=True)
 class Network:
     """The model as steps; ``relu_positions[r]`` is the index in ``steps`` of the r-th ReLU."""
@@ -63,6 +77,12 @@ def _flat_layers(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Modul
 
 def _refuse(name: str, layer: nn.Module, why: str) -> UnsupportedLayerError:
     return UnsupportedLayerError(f"layer {name} ({type(layer).__name__}) is not supported by the bounds engine: {why}")
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A 3-D activation shape (the caller has checked its length)."""
+    channels, height, width = shape
+    return channels, height, width
 
 
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
@@ -98,8 +118,11 @@ def read_network(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
 
 def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
                 device: torch.device) -> Step | None:
-    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t.to(dtype=dtype, device=device)
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype=dtype, device=device)
+
+    def cast_bias(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else cast(t)
 
     def need(dims: int) -> None:
         if len(shape) != dims:
@@ -115,7 +138,7 @@ def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torc
         need(1)
         if shape[0] != layer.in_features:
             raise UserError(f"layer {name} (Linear) expects {layer.in_features} features, gets {shape[0]}")
-        return LinearMap(cast(layer.weight), cast(layer.bias))
+        return LinearMap(cast(layer.weight), cast_bias(layer.bias))
     if isinstance(layer, nn.Conv2d):
         need(3)
         if layer.groups != 1 or _pair(layer.dilation) != (1, 1):
@@ -124,7 +147,7 @@ def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torc
             raise _refuse(name, layer, "only numeric zero padding")
         if shape[0] != layer.in_channels:
             raise UserError(f"layer {name} (Conv2d) expects {layer.in_channels} channels, gets {shape[0]}")
-        return ConvMap(cast(layer.weight), cast(layer.bias), in_shape=shape, stride=_pair(layer.stride),
+        return ConvMap(cast(layer.weight), cast_bias(layer.bias), in_shape=_chw(shape), stride=_pair(layer.stride),
                        padding=_pair(layer.padding))
     if isinstance(layer, nn.Flatten):
         if layer.start_dim != 1 or layer.end_dim != -1:
@@ -143,11 +166,11 @@ def _read_layer(name: str, layer: nn.Module, shape: tuple[int, ...], dtype: torc
                                "AvgPool2d, Dropout (eval), Identity")
 
 
-def _read_batchnorm(name: str, layer: nn.Module, shape: tuple[int, ...],
+def _read_batchnorm(name: str, layer: nn.BatchNorm1d | nn.BatchNorm2d, shape: tuple[int, ...],
                     cast: Callable[[torch.Tensor], torch.Tensor]) -> ScaleMap:
     """Eval-mode BatchNorm ``y = (x - mean) / sqrt(var + eps) * w + b`` as ``s * x + t``."""
     dims = 3 if isinstance(layer, nn.BatchNorm2d) else 1
-    if layer.training or layer.running_mean is None:
+    if layer.training or layer.running_mean is None or layer.running_var is None:
         raise _refuse(name, layer, "BatchNorm must be in eval mode with running statistics; call model.eval()")
     if len(shape) != dims or shape[0] != layer.num_features:
         raise UserError(f"layer {name} ({type(layer).__name__}) does not fit activation shape {shape}")
@@ -171,4 +194,4 @@ def _read_avgpool(name: str, layer: nn.AvgPool2d, shape: tuple[int, ...], dtype:
         raise _refuse(name, layer, "only ceil_mode=False, no divisor_override, and count_include_pad with padding")
     channels = shape[0]
     weight = torch.full((channels, 1, *kernel), 1.0 / (kernel[0] * kernel[1]), dtype=dtype, device=device)
-    return ConvMap(weight, None, in_shape=shape, stride=stride, padding=padding, groups=channels)
+    return ConvMap(weight, None, in_shape=_chw(shape), stride=stride, padding=padding, groups=channels)

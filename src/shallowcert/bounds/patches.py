@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from shallowcert.bounds.affine import AffineMap
-from shallowcert.bounds.network import Step
+from shallowcert.bounds.network import Step, as_affine
 from shallowcert.bounds.relaxation import Relaxation
 
 Pair = tuple[int, int]
@@ -34,16 +34,16 @@ class _Geometry:
 
     def back_through(self, kernel: Pair, stride: Pair, padding: Pair) -> _Geometry:
         return _Geometry(
-            tuple((self.size[d] - 1) * stride[d] + kernel[d] for d in range(2)),
-            tuple(self.stride[d] * stride[d] for d in range(2)),
-            tuple(self.offset[d] * stride[d] + padding[d] for d in range(2)),
+            ((self.size[0] - 1) * stride[0] + kernel[0], (self.size[1] - 1) * stride[1] + kernel[1]),
+            (self.stride[0] * stride[0], self.stride[1] * stride[1]),
+            (self.offset[0] * stride[0] + padding[0], self.offset[1] * stride[1] + padding[1]),
         )
 
 
 class _Neurons:
     """The selected neurons: point index, and flat window index per map geometry."""
 
-    def __init__(self, index: torch.Tensor, target_hw: Pair) -> None:
+    def __init__(self, index: torch.Tensor, target_hw: tuple[int, ...]) -> None:
         self.point, self.channel, row, col = index.unbind(1)
         self.target_hw = target_hw
         self.position = row * target_hw[1] + col                        # on the target map
@@ -75,11 +75,11 @@ def _zero_outside(lam: torch.Tensor, steps: list[Step], index: int, neurons: _Ne
     """
     if index == 0 or not isinstance(steps[index - 1], AffineMap):
         return lam
-    inside = torch.ones((1, 1, *steps[index].in_shape[1:]), dtype=lam.dtype, device=lam.device)
+    inside = torch.ones((1, 1, *as_affine(steps[index]).in_shape[1:]), dtype=lam.dtype, device=lam.device)
     return lam * neurons.windows(inside, geometry, shared=True)
 
 
-def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
+def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, ...],
                  maps: dict[int, torch.Tensor], *, repeat: int) -> dict[int, torch.Tensor]:
     """``maps[index]`` ``(N, C, H, W)``, a map at the ReLU ``steps[index]``, cut into the windows
     :func:`patch_back_substitute` uses there for ``neurons`` (repeated ``repeat`` times, one
@@ -90,13 +90,13 @@ def relu_windows(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[i
     for index in range(len(steps) - 1, -1, -1):
         step = steps[index]
         if isinstance(step, AffineMap):
-            geometry = geometry.back_through(*step.window)
+            geometry = geometry.back_through(*step.spatial_window())
         elif index in maps:
             windows[index] = chosen.windows(maps[index], geometry)
     return windows
 
 
-def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, int, int],
+def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape: tuple[int, ...],
                           relaxations: dict[int, Relaxation], mid: torch.Tensor, rad: torch.Tensor, *,
                           signs: tuple[float, ...], slopes: dict[int, torch.Tensor] | None = None,
                           ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +125,7 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             term = torch.cat([sign * first.bias.flatten(1)[chosen.channel, chosen.position] for sign in signs])
             lower, upper = lower + term, upper + term
         table = first.transpose_patch(table)
-        geometry = geometry.back_through(*first.window)
+        geometry = geometry.back_through(*first.spatial_window())
         last -= 1
     lam = torch.cat([sign * table[chosen.channel] for sign in signs])
     if isinstance(first, AffineMap):
@@ -136,7 +136,7 @@ def patch_back_substitute(steps: list[Step], neurons: torch.Tensor, target_shape
             if step.bias is not None:
                 term = (lam * chosen_all.windows(step.bias.unsqueeze(0), geometry, shared=True)).sum((1, 2, 3))
                 lower, upper = lower + term, upper + term
-            kernel, stride, padding = step.window
+            kernel, stride, padding = step.spatial_window()
             lam = step.transpose_patch(lam)
             geometry = geometry.back_through(kernel, stride, padding)
             lam = _zero_outside(lam, steps, index, chosen_all, geometry)

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
-from shallowcert.bounds.network import Network, ReLUStep, Step
+from shallowcert.bounds.network import Network, ReLUStep, Step, as_relu
 
 LIVE_COPIES = 16  # coefficient-sized tensors alive at once in one step (8), doubled for allocator slack
 SAVED_COPIES = 6  # coefficient-sized tensors autograd keeps per step
@@ -56,8 +56,8 @@ def _window_sizes(steps: list[Step]) -> tuple[int, ...]:
     size, sizes = (1, 1), []
     for step in reversed(steps):
         if isinstance(step, AffineMap):
-            kernel, stride, _ = step.window
-            size = tuple((size[d] - 1) * stride[d] + kernel[d] for d in range(2))
+            kernel, stride, _ = step.spatial_window()
+            size = ((size[0] - 1) * stride[0] + kernel[0], (size[1] - 1) * stride[1] + kernel[1])
             sizes.append(step.in_shape[0] * size[0] * size[1])
     return tuple(sizes)
 
@@ -79,7 +79,7 @@ def _layers(network: Network, rows: int, signs: int, intermediate: bool = True) 
     for position in network.relu_positions if intermediate else ():
         steps = network.steps[:position]
         if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
-            shape = network.steps[position].shape
+            shape = as_relu(network.steps[position]).shape
             layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
     layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
     return layers

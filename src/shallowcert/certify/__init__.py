@@ -14,7 +14,7 @@ Example::
 from shallowcert.certify.area import CertificationArea, certification_area
 from shallowcert.certify.attack_bound import adversarial_distance
 from shallowcert.certify.plot import plot_certification_area
-from shallowcert.certify.precision import DTYPES, dtype_name, model_in_dtype, parse_dtype
+from shallowcert.certify.precision import DTYPES, dtype_name, parse_dtype
 from shallowcert.certify.radius import SEARCHES, RadiusResult, certified_radius
 from shallowcert.certify.search import SearchSettings
 from shallowcert.certify.verdict import Verdict, certify_points, robust_error_bound
@@ -22,5 +22,5 @@ from shallowcert.certify.verdict import Verdict, certify_points, robust_error_bo
 __all__ = [
     "DTYPES", "SEARCHES", "CertificationArea", "RadiusResult", "SearchSettings", "Verdict",
     "adversarial_distance", "certification_area", "certified_radius", "certify_points", "dtype_name",
-    "model_in_dtype", "parse_dtype", "plot_certification_area", "robust_error_bound",
+    "parse_dtype", "plot_certification_area", "robust_error_bound",
 ]

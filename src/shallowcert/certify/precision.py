@@ -12,10 +12,7 @@ This is a guard band, not a rigorous rounding analysis; use float64 where it mat
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch import nn
 
 from shallowcert.errors import UserError
 
@@ -45,15 +42,3 @@ def dtype_name(dtype: torch.dtype) -> str:
         if value == dtype:
             return name
     raise UserError(f"certification runs in float32 or float64, not {dtype}")
-
-
-def model_in_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """``model`` itself when it already has ``dtype``, else a deep copy cast to it (eval mode).
-
-    The caller's model is never modified.
-    """
-    dtype_name(dtype)
-    parameters = list(model.parameters()) + list(model.buffers())
-    if all(p.dtype == dtype for p in parameters if p.is_floating_point()):
-        return model
-    return copy.deepcopy(model).to(dtype).eval()

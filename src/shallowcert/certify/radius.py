@@ -30,13 +30,14 @@ from torch import nn
 
 from shallowcert.checks import inputs, inputs_and_labels, labels_within, positive_int
 from shallowcert.bounds import InputSet, linear_certificate, margin_spec
-from shallowcert.certify.newton import newton_search
-from shallowcert.certify.precision import dtype_name, model_in_dtype, rounding_margin
-from shallowcert.certify.search import Probe, SearchSettings, bracket_search
+from shallowcert.certify.newton import NewtonOutcome, newton_search
+from shallowcert.certify.precision import dtype_name, rounding_margin
+from shallowcert.certify.search import Probe, SearchOutcome, SearchSettings, bracket_search
 from shallowcert.certify.shortcut import affine_zero
 from shallowcert.certify.verdict import Domain, check_method, margin_lower_bounds
 from shallowcert.device import model_device
 from shallowcert.errors import UserError
+from shallowcert.model_state import model_in_dtype
 
 SEARCHES = ("bisect", "newton")
 
@@ -144,51 +145,61 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
         inputs_and_labels(x, labels)
     start = time.perf_counter()
     device = model_device(model) if device is None else device
-    net = model_in_dtype(model.to(device), dtype)
-    points = x.to(device=device, dtype=dtype)
-    with torch.no_grad():
-        logits = torch.cat([net(points[i:i + batch_size]) for i in range(0, len(points), batch_size)])
-    predicted, classes = logits.argmax(dim=1), logits.shape[1]
+    bounder = _Bounder(model_in_dtype(model.to(device), dtype), x.to(device=device, dtype=dtype), method, domain,
+                       batch_size)
     if labels is not None:
-        labels_within(labels, classes)
-        labels = labels.to(device)
+        labels_within(labels, bounder.classes)
+    n = len(x)
+    failures, returned = None, None
+    outcome: SearchOutcome | NewtonOutcome
+    if search == "bisect":
+        outcome = bracket_search(bounder.probe, n, dtype=dtype, settings=settings, device=device)
+    else:
+        newton = newton_search(bounder.margins, n, dtype=dtype, settings=settings, device=device)
+        outcome, failures, returned = newton, newton.failures, newton.returned.cpu()
+    predicted = bounder.predicted.cpu()
+    correct = None if labels is None else predicted == labels.cpu()
+    return RadiusResult(outcome.radius.cpu(), predicted, correct, outcome.evaluations.cpu(), outcome.rounds,
+                        search, method, domain, dtype_name(dtype), time.perf_counter() - start, failures, returned)
 
-    # held: every margin bound above two rounding margins, so the radius re-certifies in
-    # certify_points (one margin) whatever the order of summation (precision.rounding_margin)
-    guard = 2 * rounding_margin(logits)
 
-    def margins(index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        bounds = [margin_lower_bounds(net, points[part], predicted[part], eps[pos], method=method, domain=domain,
-                                      classes=classes).min(dim=1).values - guard[part]
-                  for part, pos in _pieces(index, batch_size)]
+class _Bounder:
+    """The bound evaluations of one radius search: the cast model ``net``, the ``points`` (on
+    its device and dtype), their predicted classes and, per point, the guard a margin bound
+    must exceed: two rounding margins, so that the radius re-certifies in ``certify_points``
+    (one margin) whatever the order of summation (:func:`shallowcert.certify.precision.rounding_margin`)."""
+
+    def __init__(self, net: nn.Module, points: torch.Tensor, method: str, domain: Domain, batch_size: int) -> None:
+        self.net, self.points, self.method, self.domain, self.batch_size = net, points, method, domain, batch_size
+        with torch.no_grad():
+            logits = torch.cat([net(points[i:i + batch_size]) for i in range(0, len(points), batch_size)])
+        self.predicted, self.classes = logits.argmax(dim=1), logits.shape[1]
+        self.guard = 2 * rounding_margin(logits)
+        self.known = _KnownStates(len(points), points.device)
+
+    def margins(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The smallest margin lower bound minus the guard, per point of ``index`` at its ``eps``."""
+        bounds = [margin_lower_bounds(self.net, self.points[part], self.predicted[part], eps[pos], method=self.method,
+                                      domain=self.domain, classes=self.classes).min(dim=1).values - self.guard[part]
+                  for part, pos in _pieces(index, self.batch_size)]
         return torch.cat(bounds)
 
-    known = _KnownStates(len(points), device)
-
-    def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
+    def probe(self, index: torch.Tensor, eps: torch.Tensor) -> Probe:
+        """:meth:`margins` from one linear certificate per point, which also gives the affine
+        shortcut's zero and the ReLU states later (smaller) evaluations reuse."""
         values, zeros = [], []
         with torch.no_grad():
-            for part, pos in _pieces(index, batch_size):
-                input_set = InputSet(points[part], eps[pos], domain=domain)
-                certificate = linear_certificate(net, input_set, margin_spec(predicted[part], classes).to(dtype),
-                                                 method=method, known_states=known.valid_for(part, eps[pos]))
-                lam, offset = certificate.coefficients, certificate.offset - guard[part].unsqueeze(1)
+            for part, pos in _pieces(index, self.batch_size):
+                input_set = InputSet(self.points[part], eps[pos], domain=self.domain)
+                spec = margin_spec(self.predicted[part], self.classes).to(self.points.dtype)
+                certificate = linear_certificate(self.net, input_set, spec, method=self.method,
+                                                 known_states=self.known.valid_for(part, eps[pos]))
+                lam, offset = certificate.coefficients, certificate.offset - self.guard[part].unsqueeze(1)
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
                 bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)  # = lower_bounds(...)
                 values.append(bounds.min(dim=1).values)
-                zeros.append(affine_zero(offset, lam, points[part], domain))
-                known.record(part, eps[pos], certificate.states, held=values[-1] > 0)
+                zeros.append(affine_zero(offset, lam, self.points[part], self.domain))
+                self.known.record(part, eps[pos], certificate.states, held=values[-1] > 0)
         value = torch.cat(values)
         # interval arithmetic has a constant form (lam = 0): no zero to extrapolate from
-        return Probe(value > 0, value, None if method == "ibp" else torch.cat(zeros))
-
-    if search == "bisect":
-        outcome = bracket_search(probe, len(points), dtype=dtype, settings=settings, device=device)
-        failures, returned = None, None
-    else:
-        outcome = newton_search(margins, len(points), dtype=dtype, settings=settings, device=device)
-        failures, returned = outcome.failures, outcome.returned.cpu()
-    correct = None if labels is None else (predicted == labels).cpu()
-    return RadiusResult(outcome.radius.cpu(), predicted.cpu(), correct, outcome.evaluations.cpu(), outcome.rounds,
-                        search, method, domain, dtype_name(dtype), time.perf_counter() - start, failures, returned)
-
+        return Probe(value > 0, value, None if self.method == "ibp" else torch.cat(zeros))

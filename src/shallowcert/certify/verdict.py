@@ -22,9 +22,10 @@ from torch import nn
 
 from shallowcert.checks import epsilon_per_point, inputs_and_labels, labels_within, non_negative_float
 from shallowcert.bounds import METHODS, InputSet, lower_bounds, margin_spec
-from shallowcert.certify.precision import dtype_name, model_in_dtype, rounding_margin
+from shallowcert.certify.precision import dtype_name, rounding_margin
 from shallowcert.device import model_device
 from shallowcert.errors import UserError
+from shallowcert.model_state import model_in_dtype
 
 Domain = tuple[float, float] | None
 

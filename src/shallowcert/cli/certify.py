@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,7 +42,7 @@ from shallowcert.cli.common import (
     print_json,
 )
 from shallowcert.errors import UserError
-from shallowcert.verify.exact import exact_radius
+from shallowcert.verify.exact import ExactSettings, exact_radius
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,14 +91,15 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size)
     summary: dict[str, object] = {"model": str(args.model), "dataset": dataset.name, **verdict.summary(),
                                   "seconds": round(time.perf_counter() - start, 3)}
+    radius: dict[str, Any] | None = None
     with atomic.atomic_directory(args.out) as out:
         if args.radius:
-            summary["radius"] = _radius_outputs(loaded.model, x, y, args, domain, dtype, out)
+            radius = summary["radius"] = _radius_outputs(loaded.model, x, y, args, domain, dtype, out)
         atomic.write_json(out / "certify.json", summary)
-    exact = summary["radius"].get("exact") if args.radius else None
+    exact = radius.get("exact") if radius else None
     print_json({k: summary[k] for k in ("n", "eps", "method", "dtype", "clean_accuracy", "certified_accuracy",
                                          "robust_error_bound")}
-               | ({"mean_radius": summary["radius"]["mean_radius"]} if args.radius else {})
+               | ({"mean_radius": radius["mean_radius"]} if radius else {})
                | ({f"exact_{k}": exact[k] for k in ("settled", "unsettled", "mean_lower", "mean_upper",
                                                     "mean_gap_lower_minus_certified",
                                                     "mean_gap_upper_minus_certified")} if exact else {}))
@@ -104,12 +107,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace,
-                    domain: tuple[float, float] | None, dtype: torch.dtype, out) -> dict[str, object]:
+                    domain: tuple[float, float] | None, dtype: torch.dtype, out: Path) -> dict[str, Any]:
     """Search the radii, write ``radii.csv`` and the area figure, return the JSON summary."""
     result = certified_radius(model, x, labels=y, method=args.method, domain=domain, dtype=dtype,
                               search=args.radius_search, batch_size=args.batch_size)
+    assert result.correct is not None  # the labels were given
     area = certification_area(result.radius, result.correct)
-    stats: dict[str, object] = {**result.summary(), **area.summary()}
+    stats: dict[str, Any] = {**result.summary(), **area.summary()}
     distance = None
     if args.attack_radius:
         start = time.perf_counter()
@@ -119,10 +123,10 @@ def _radius_outputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ar
         stats["attack"] = {"found": int(found.sum()), "mean_distance": mean,
                            "seconds": round(time.perf_counter() - start, 3)}
     if args.exact:
-        exact = exact_radius(model, x, result.predicted, time_limit=positive_float("--exact-time-limit",
-                                                                                  args.exact_time_limit),
-                             rtol=positive_float("--exact-rtol", args.exact_rtol),
-                             domain=domain, bound=args.method)
+        settings = ExactSettings(positive_float("--exact-time-limit", args.exact_time_limit),
+                                 rtol=positive_float("--exact-rtol", args.exact_rtol), certified_by=args.method,
+                                 domain=domain)
+        exact = exact_radius(model, x, result.predicted, settings)
         points = exact.per_point()
         stats["exact"] = {**exact.summary(), **{k: points[k] for k in ("lower", "upper", "certified")},
                           "settled_points": points["settled"]}

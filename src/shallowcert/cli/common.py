@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from shallowcert.data import Dataset, load_dataset
 from shallowcert.device import DEVICE_CHOICES, resolve_device
 from shallowcert.errors import UserError
-from shallowcert.models import ModelDir, load_model
+from shallowcert.models.checkpoint import ModelDir, load_model
+
+if TYPE_CHECKING:
+    from shallowcert.data import Dataset
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +24,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dataset_from_args(args: argparse.Namespace) -> Dataset:
+    from shallowcert.data import load_dataset  # the data readers are slow to import; verify needs none
+
     return load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
 
 

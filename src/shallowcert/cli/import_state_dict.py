@@ -74,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
 def run_onnx(args: argparse.Namespace) -> int:
     imported = import_onnx(args.onnx)
     architecture = describe(imported.model)
+    layout = {"onnx_input_shape": list(imported.onnx_input_shape), "onnx_input_reordered": imported.reorders_input,
+              "onnxruntime_max_abs_diff": imported.max_abs_diff}
+    order = {"onnx_input_order": imported.input_order.tolist()} if imported.reorders_input else {}
     save_model(args.out, imported.model, spec=architecture, input_shape=imported.input_shape,
-               classes=imported.outputs, metrics={"imported_from": str(args.onnx)})
+               classes=imported.outputs, metrics={"imported_from": str(args.onnx), **layout, **order})
     print_json({"out": args.out, "architecture": architecture, "input_shape": list(imported.input_shape),
-                "outputs": imported.outputs, "params": count_params(imported.model)})
+                "outputs": imported.outputs, "params": count_params(imported.model), **layout})
     return 0

@@ -4,13 +4,14 @@ this process), resumable job by job; then the report. ``--plan`` lists the jobs 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
 from shallowcert.cli.common import add_device_argument, device_from_args, positive_int, print_json
 from shallowcert.errors import UserError
 from shallowcert.report import write_report
-from shallowcert.study.config import load_config
+from shallowcert.study.config import StudyConfig, load_config
 from shallowcert.study.executors import EXECUTORS, make_executor
 from shallowcert.study.presets import PRESETS
 from shallowcert.study.runner import plan_study, run_study
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, preset=args.preset)
     if args.data_dir is not None:
-        config["data"]["data_dir"] = args.data_dir
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=args.data_dir))
     device = device_from_args(args)
     if args.plan:
         return show_plan(config, args)
@@ -54,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
                              address=args.ray_address)
     facts = run_study(config, args.out, resume=args.resume, executor=executor, device=device)
     paths = write_report(args.out)
-    for name, stage in facts["stages"].items():
-        log.info("%-13s %8.1f s in %d job(s)%s", name, stage["seconds"], stage["jobs"],
-                 " (reused)" if stage["reused"] else "")
-    print(f"study finished in {facts['wall_seconds']:.0f} s; report: {paths['html']}")
+    for name, stage in facts.stages.items():
+        log.info("%-13s %8.1f s in %d job(s)%s", name, stage.seconds, stage.jobs, " (reused)" if stage.reused else "")
+    print(f"study finished in {facts.wall_seconds:.0f} s; report: {paths['html']}")
     return 0
 
 
-def show_plan(config: dict, args: argparse.Namespace) -> int:
+def show_plan(config: StudyConfig, args: argparse.Namespace) -> int:
     """Print every job with its estimated cost (seconds on one CPU thread) and the totals."""
     jobs = plan_study(config, args.out or os.devnull)
     todo = [job for job in jobs if not job.done]

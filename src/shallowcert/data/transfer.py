@@ -15,7 +15,7 @@ import torch
 def shift_images(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """Shift each image (N x C x H x W) by integer offsets ``(dx[i], dy[i])``, filling with 0."""
     n, _, h, w = images.shape
-    pad = int(max(dx.abs().max(), dy.abs().max(), 0)) if n else 0
+    pad = max(int(dx.abs().max()), int(dy.abs().max()), 0) if n else 0
     padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
     rows = (torch.arange(h)[None, :] + pad - dy[:, None])  # N x H
     cols = (torch.arange(w)[None, :] + pad - dx[:, None])  # N x W

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shallowcert.attacks.base import evaluation_mode
+from shallowcert.model_state import evaluation_mode
 from shallowcert.distill.losses import logits_mse
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from shallowcert.atomic import atomic_path
-from shallowcert.attacks.base import evaluation_mode
+from shallowcert.model_state import evaluation_mode
 from shallowcert.data import to_float
 from shallowcert.device import batch_to, model_device
 from shallowcert.distill.transfer import TransferSet

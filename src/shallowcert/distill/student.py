@@ -15,7 +15,7 @@ from shallowcert.distill.methods import DistillMethod
 from shallowcert.distill.targets import pack_logits_and_labels
 from shallowcert.distill.transfer import transfer_set
 from shallowcert.errors import UserError
-from shallowcert.training import FitConfig, FitResult, accuracy, build_seeded, fit
+from shallowcert.training import FitConfig, FitData, FitResult, accuracy, build_seeded, fit
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ def distill_student(teacher: nn.Module, student_spec: str, dataset: Dataset, *, 
     if logits.shape[1] != dataset.classes:
         raise UserError(f"the teacher has {logits.shape[1]} outputs but dataset '{dataset.name}' "
                         f"has {dataset.classes} classes")
-    targets = pack_logits_and_labels(logits, data.labels) if method.needs_labels else logits
+    targets = pack_logits_and_labels(logits, data.labels) if method.needs_labels and data.labels is not None else logits
     student = build_seeded(student_spec, dataset, config.seed)
     log.info("distilling into %s with %s on %d '%s' points", student_spec, method.settings(), len(data), transfer)
-    result = fit(student, dataset.train, loss_fn=method.loss_fn(), config=config,
-                 validate=lambda m: accuracy(m, dataset.val), targets=targets, inputs=data.images,
-                 desc=f"distill {student_spec}", val=dataset.val, device=device)
+    result = fit(student, FitData(dataset.train, val=dataset.val, inputs=data.images, targets=targets),
+                 loss_fn=method.loss_fn(), config=config, validate=lambda m: accuracy(m, dataset.val),
+                 desc=f"distill {student_spec}", device=device)
     return student, result

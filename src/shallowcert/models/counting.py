@@ -12,7 +12,7 @@ parameters are counted).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -26,11 +26,6 @@ class LayerCost:
     output_shape: tuple[int, ...]
     params: int
     macs: int
-
-    def as_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["output_shape"] = list(self.output_shape)
-        return d
 
 
 def layer_costs(model: nn.Sequential, input_shape: Sequence[int]) -> list[LayerCost]:
@@ -58,8 +53,10 @@ def layer_costs(model: nn.Sequential, input_shape: Sequence[int]) -> list[LayerC
 
 
 def count_params(model: nn.Module) -> int:
+    """All parameters of ``model`` (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
 def count_macs(model: nn.Sequential, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of ``model`` for one input of ``input_shape``."""
     return sum(c.macs for c in layer_costs(model, input_shape))

@@ -16,6 +16,9 @@ from torch import nn
 class Normalize(nn.Module):
     """``y[c] = (x[c] - mean[c]) / std[c]`` for each channel ``c`` of an NCHW input."""
 
+    mean: torch.Tensor  # buffers (C, 1, 1)
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor) -> None:
         super().__init__()
         mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)

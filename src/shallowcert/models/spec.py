@@ -236,10 +236,11 @@ def describe(model: nn.Sequential) -> str:
         elif isinstance(layer, nn.Linear):
             tokens.append("fc" if i == last else f"fc{layer.out_features}")
         elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-            k, s = layer.kernel_size, layer.stride
-            if isinstance(k, tuple) or isinstance(s, tuple) or layer.padding not in (0, (0, 0)):
+            pool_k, pool_s = layer.kernel_size, layer.stride
+            if isinstance(pool_k, tuple) or isinstance(pool_s, tuple) or layer.padding not in (0, (0, 0)):
                 raise UserError(f"layer {i} ({layer}) is not expressible in the spec grammar")
-            tokens.append(("mp" if isinstance(layer, nn.MaxPool2d) else "ap") + f"{k}" + (f"s{s}" if s != k else ""))
+            tokens.append(("mp" if isinstance(layer, nn.MaxPool2d) else "ap") + f"{pool_k}"
+                          + (f"s{pool_s}" if pool_s != pool_k else ""))
         elif isinstance(layer, nn.Dropout):
             tokens.append(f"drop{layer.p:g}")
         elif isinstance(layer, nn.ReLU):

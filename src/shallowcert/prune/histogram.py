@@ -21,7 +21,9 @@ def plot_filter_norms(model: nn.Sequential, plan: Mapping[int, tuple[int, ...]],
     """Write one histogram per conv layer of ``model`` (before pruning) into ``out_dir``."""
     paths = []
     for index in conv_indices(model):
-        norms = filter_l1_norms(model[index]).cpu()
+        conv = model[index]
+        assert isinstance(conv, nn.Conv2d)  # conv_indices: the Conv2d layers
+        norms = filter_l1_norms(conv).cpu()
         removed = torch.zeros(len(norms), dtype=torch.bool)
         removed[list(plan.get(index, ()))] = True
         fig, ax = new_figure()
@@ -30,8 +32,7 @@ def plot_filter_norms(model: nn.Sequential, plan: Mapping[int, tuple[int, ...]],
                 color=["tab:blue", "tab:red"])
         ax.set_xlabel("filter L1 norm  sum |W|")
         ax.set_ylabel("filters")
-        ax.set_title(f"layer {index}: Conv2d {model[index].in_channels}->{model[index].out_channels}, "
-                     f"k={model[index].kernel_size[0]}")
+        ax.set_title(f"layer {index}: Conv2d {conv.in_channels}->{conv.out_channels}, k={conv.kernel_size[0]}")
         ax.legend()
         path = Path(out_dir) / f"l1-norms-layer{index}.png"
         save_figure(fig, path)

@@ -18,7 +18,9 @@ def layer_summary(original: nn.Sequential, plan: Mapping[int, tuple[int, ...]]) 
     rows = []
     for index in conv_indices(original):
         removed = list(plan.get(index, ()))
-        filters = original[index].out_channels
+        conv = original[index]
+        assert isinstance(conv, nn.Conv2d)  # conv_indices: the Conv2d layers
+        filters = conv.out_channels
         rows.append({"layer": index, "filters_before": filters, "filters_kept": filters - len(removed),
                      "removed": removed})
     return rows

@@ -60,6 +60,7 @@ def search_pruning(model: nn.Sequential, val: Split, *, input_shape: Sequence[in
     current, evaluations = baseline, 0
     for index in conv_indices(model):
         conv = model[index]
+        assert isinstance(conv, nn.Conv2d)  # conv_indices: the Conv2d layers
         low, high = 0, conv.out_channels - 1
         while low < high:
             middle = (low + high + 1) // 2

@@ -45,8 +45,10 @@ def remove_filters(model: nn.Sequential, plan: Mapping[int, tuple[int, ...]], *,
                                                 idxs=list(removed))
                 group.prune()
     for index, removed in plan.items():
-        expected = model[index].out_channels - len(removed)
-        if pruned[index].out_channels != expected:  # pragma: no cover - a torch-pruning regression
+        before, after = model[index], pruned[index]
+        assert isinstance(before, nn.Conv2d) and isinstance(after, nn.Conv2d)  # the plan names Conv2d layers
+        expected = before.out_channels - len(removed)
+        if after.out_channels != expected:  # pragma: no cover - a torch-pruning regression
             raise RuntimeError(f"layer {index}: expected {expected} filters after pruning, "
                                f"found {pruned[index].out_channels}")
     pruned.train(was_training)

@@ -18,14 +18,14 @@ from typing import Any
 
 from shallowcert import atomic
 from shallowcert.errors import UserError
-from shallowcert.report.claims import check_claims
+from shallowcert.report.claims import caveats, check_claims
 from shallowcert.report.document import Document, Table
 from shallowcert.report.render import to_html, to_markdown
-from shallowcert.report.results import STAGE_NAMES, read_results
+from shallowcert.report.results import RunResults, read_results, read_run_facts
 from shallowcert.report.sections import SECTIONS, claims_section, run_facts_section
 from shallowcert.report.stats import Spread
 
-__all__ = ["STAGE_NAMES", "read_results", "table_csv", "write_report"]
+__all__ = ["RunResults", "read_results", "table_csv", "write_report"]
 
 
 def _csv_value(value: Any) -> Any:
@@ -50,18 +50,18 @@ def table_csv(table: Table) -> str:
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write the report of the run in ``run_dir`` (the module docstring lists the files)."""
     root = Path(run_dir)
     if not root.is_dir():
         raise UserError(f"{root} is not a run directory")
     results = read_results(root)
-    if not results:
+    if not results.complete():
         raise UserError(f"{root} holds no completed stage to report on")
-    run_path = root / "run.json"
-    run = json.loads(run_path.read_text()) if run_path.is_file() else None
-    name = run["config"]["name"] if run else root.name
+    run = read_run_facts(root)
+    name = run.config.name if run else root.name
     doc = Document(f"shallowcert study '{name}': can a deep network be taken into shallow waters?")
     claims = check_claims(results)
-    claims_section(doc, claims)
+    claims_section(doc, claims, caveats(results, trial=run.config.trial if run else False))
     for section in SECTIONS:
         section(doc, results, root)
     run_facts_section(doc, run)
@@ -73,7 +73,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     atomic.write_text(paths["html"], to_html(doc))
     atomic.write_json(paths["json"], {
         "claims": [{"statement": c.statement, "holds": c.holds, "verdict": c.verdict, "test": c.test,
-                    "evidence": c.evidence} for c in claims],
+                    "evidence": c.evidence,
+                    "effect": None if c.effect is None else {"estimate": c.effect.estimate, "low": c.effect.low,
+                                                             "high": c.effect.high, "seeds": c.effect.seeds,
+                                                             "points": c.effect.points}} for c in claims],
         "tables": [{"label": t.label, "caption": t.caption, "headers": t.headers,
                     "rows": [[_json_value(v) for v in row] for row in t.rows]} for t in doc.tables()],
     })

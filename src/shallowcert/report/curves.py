@@ -10,20 +10,19 @@ seed. The curves are the ``history`` of each model's row (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Protocol, Sequence, TypeVar
 
 from matplotlib.ticker import MaxNLocator
 
 from shallowcert.figures import new_panels, save_figure
-
-History = list[dict[str, float]]
+from shallowcert.study.context import History
 CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 FAINT = 0.3
 
 
 def has_curves(history: History | None) -> bool:
     """True when ``history`` holds every learning-curve measure for each epoch."""
-    return bool(history) and all(all(k in entry for k in CURVE_KEYS) for entry in history)
+    return history is not None and len(history) > 0 and all(all(k in entry for k in CURVE_KEYS) for entry in history)
 
 
 def plot_learning_curves(curves: dict[str, list[History]], path: Path, *, title: str) -> Path:
@@ -51,12 +50,21 @@ def plot_learning_curves(curves: dict[str, list[History]], path: Path, *, title:
     return path
 
 
-def stage_curves(rows_by_seed: list[list[dict[str, Any]]], name_of: Callable[[dict[str, Any]], str],
-                 ) -> dict[str, list[History]]:
+class HasHistory(Protocol):
+    """A result row that may carry its model's learning curves."""
+
+    @property
+    def history(self) -> History | None: ...
+
+
+Row = TypeVar("Row", bound=HasHistory)
+
+
+def stage_curves(rows_by_seed: Sequence[Sequence[Row]], name_of: Callable[[Row], str]) -> dict[str, list[History]]:
     """Model name -> histories over seeds, from each seed's rows (rows without curves left out)."""
     curves: dict[str, list[History]] = {}
     for rows in rows_by_seed:
         for row in rows:
-            if has_curves(row.get("history")):
-                curves.setdefault(name_of(row), []).append(row["history"])
+            if row.history is not None and has_curves(row.history):
+                curves.setdefault(name_of(row), []).append(row.history)
     return curves

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from shallowcert.report.stats import Spread, mean_sd
+from shallowcert.report.stats import Interval, Spread, mean_sd
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Claim:
     holds: bool | None  # None: a stage is missing, or the difference is within noise
     evidence: str
     test: str = ""  # the statistical test that decided it ("" when none could run)
+    effect: Interval | None = None  # the effect and its interval (over the comparisons, for a claim over several)
 
     @property
     def verdict(self) -> str:

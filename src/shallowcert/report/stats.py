@@ -13,17 +13,35 @@ seed evaluates the same points again. Two models are therefore compared *point b
   ``p = min(1, 2 * P[X <= min(b, c)])``, ``X ~ Binomial(b + c, 1/2)`` (``p = 1`` when
   ``b + c = 0``). With several seeds the paired outcomes of all seeds are pooled
   (``b = sum_s b_s``, ``c = sum_s c_s``); the test then treats the ``S x N`` pairs as
-  independent, which they are not quite (a point hard for one seed is hard for another),
-  so its p-value is somewhat optimistic — the bootstrap below does not assume this.
-* :func:`paired_bootstrap` — a percentile bootstrap confidence interval of the mean
-  paired difference ``d = a - b`` (accuracy as 0/1, radii in input units, ...). The data
-  is an ``S x N`` array (seeds x test points); the estimate is the mean of all ``S * N``
-  differences, and each of ``B`` resamples draws ``N`` test points with replacement and
-  keeps every seed's difference on a drawn point (points are the resampling unit, seeds
-  are pooled; equal weight per seed). The interval is the ``(1 - level) / 2`` and
-  ``(1 + level) / 2`` quantiles of the ``B`` resampled means. A seeded generator makes
-  it reproducible. It measures the test-point sampling noise of the comparison; the
-  spread between seeds shows in the tables' ``± sd``.
+  independent, which they are not (a point hard for one seed is hard for another, and seeds
+  differ), so its p-value is optimistic — the two-level bootstrap below accounts for both.
+* :func:`paired_bootstrap` — a two-level (seed, point) percentile bootstrap confidence
+  interval of the mean paired difference ``d = a - b`` (accuracy as 0/1, radii in input
+  units, ...). The data is an ``S x N`` array ``d[s, n]`` (seeds x test points); the estimate
+  is the mean of all ``S * N`` differences. Seeds and test points are two sources of
+  variance: a model trained with another seed differs, and another draw of test points
+  differs, so pooling the ``S * N`` pairs as independent ignores the first. Each of ``B``
+  resamples therefore draws ``S`` seeds with replacement, then ``N`` test points with
+  replacement, and takes the mean of ``d`` over the drawn seeds and points. Every seed is
+  evaluated on the *same* test points (a crossed design), so one draw of points is shared by
+  the drawn seeds (Owen 2007's "pigeonhole" bootstrap): drawing points independently per seed
+  would treat a hard point as hard for one seed only and understate the point variance. The
+  interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the ``B``
+  resampled means; a seeded generator makes it reproducible. With one seed it is the usual
+  bootstrap over points. With several it errs on the wide side where the data hold no seed or
+  point effect: the residual noise is counted at both levels, so on independent noise alone
+  its interval is about 1.5 times as wide as the pooled one (3 seeds x 1,000 points) — an
+  undecided verdict rather than a wrong one. With a few seeds the seed level is coarse (3
+  seeds give 10 distinct seed draws), but not blind to the seeds, as pooling is
+  (``levels="pooled"``: the ``S * N`` pairs resampled as independent, kept for comparison).
+* :func:`decision_size` — for an undecided claim, roughly how many seeds or points would
+  decide it at the effect seen. With per-seed means ``m_s = mean_n d[s, n]`` and per-point
+  means ``p_n = mean_s d[s, n]``, the variance of the estimate is about
+  ``V = var(m) / S + var(p) / N`` (sample variances). A two-sided interval of half-width
+  ``z * sqrt(V)`` (``z`` the normal quantile of ``level``) excludes the threshold when
+  ``z * sqrt(V) < |estimate - threshold|``; solving for ``S`` at the present ``N``, and for
+  ``N`` at the present ``S``, gives the sizes (None where the other term alone is too wide).
+  An order of magnitude, assuming the effect seen is the true one.
 * :func:`decide_interval` / :func:`decide_mcnemar` — the verdict: a claim *holds* or
   *fails* only when the interval lies entirely on one side of the claim's threshold (or,
   for McNemar, ``p < alpha`` with the sign of ``b - c``); otherwise it is *undecided*
@@ -64,7 +82,7 @@ def mean_sd(values: Sequence[float]) -> Spread:
     return Spread(float(data.mean()), sd, int(data.size), integers)
 
 
-def _seeds_by_points(values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+def _seeds_by_points(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
     """``values`` as a float64 ``S x N`` array (a vector is one seed)."""
     data = np.asarray(values, dtype=np.float64)
     if data.ndim == 1:
@@ -90,7 +108,7 @@ class McNemar:
         return (self.only_a - self.only_b) / (self.seeds * self.points)
 
 
-def mcnemar_exact(correct_a: np.ndarray | Sequence, correct_b: np.ndarray | Sequence) -> McNemar:
+def mcnemar_exact(correct_a: np.ndarray | Sequence[float], correct_b: np.ndarray | Sequence[float]) -> McNemar:
     """McNemar's exact test; ``correct_a`` / ``correct_b`` are 0/1 per (seed, point), same shape."""
     a, b = _seeds_by_points(correct_a) != 0, _seeds_by_points(correct_b) != 0
     if a.shape != b.shape:
@@ -101,9 +119,15 @@ def mcnemar_exact(correct_a: np.ndarray | Sequence, correct_b: np.ndarray | Sequ
     return McNemar(a.shape[0], a.shape[1], only_a, only_b, p)
 
 
+LEVELS = ("seeds-points", "pooled")
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A paired bootstrap confidence interval of a mean difference."""
+    """A paired bootstrap confidence interval of a mean difference.
+
+    ``seed_variance`` / ``point_variance``: ``var(m)`` and ``var(p)`` of :func:`decision_size`
+    (None when not computed, or for one seed / one point)."""
 
     estimate: float
     low: float
@@ -112,27 +136,76 @@ class Interval:
     points: int
     level: float
     resamples: int
+    levels: str = "seeds-points"
+    seed_variance: float | None = None
+    point_variance: float | None = None
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
 
-def paired_bootstrap(a: np.ndarray | Sequence, b: np.ndarray | Sequence, *, level: float = 0.95,
-                     resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, chunk: int = 250) -> Interval:
-    """Percentile bootstrap interval of ``mean(a - b)``, resampling test points (see the module
-    docstring); ``a`` and ``b`` are ``S x N`` (seeds x points) or length-``N`` vectors."""
+def _resampled_means(difference: np.ndarray, levels: str, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` bootstrap means of the ``S x N`` ``difference`` (module docstring)."""
+    seeds, n = difference.shape
+    if levels == "pooled":
+        flat = difference.ravel()
+        return np.asarray(flat[rng.integers(0, flat.size, size=(count, flat.size))].mean(axis=1))
+    points = rng.integers(0, n, size=(count, n))
+    per_seed = difference[:, points].mean(axis=2)  # (S, count): each seed's mean over the drawn points
+    weights = rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=count) / seeds  # (count, S) drawn seeds
+    return np.asarray((weights * per_seed.T).sum(axis=1))
+
+
+def paired_bootstrap(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float], *, level: float = 0.95,
+                     resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, chunk: int = 250,
+                     levels: str = "seeds-points") -> Interval:
+    """Percentile bootstrap interval of ``mean(a - b)``, resampling seeds, then test points
+    (``levels="pooled"``: the pairs as independent; see the module docstring); ``a`` and ``b``
+    are ``S x N`` (seeds x points) or length-``N`` vectors."""
     first, second = _seeds_by_points(a), _seeds_by_points(b)
     if first.shape != second.shape:
         raise ValueError(f"paired values must have the same shape, got {first.shape} and {second.shape}")
     if not 0 < level < 1 or resamples < 1:
         raise ValueError("level must lie in (0, 1) and resamples be at least 1")
-    per_point = (first - second).mean(axis=0)  # equal weight per seed: mean over seeds, then over points
-    n = per_point.size
+    if levels not in LEVELS:
+        raise ValueError(f"levels must be one of {LEVELS}, got {levels!r}")
+    difference = first - second
     rng = np.random.default_rng(seed)
-    means = np.concatenate([per_point[rng.integers(0, n, size=(min(chunk, resamples - start), n))].mean(axis=1)
+    means = np.concatenate([_resampled_means(difference, levels, rng, min(chunk, resamples - start))
                             for start in range(0, resamples, chunk)])
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float(per_point.mean()), float(low), float(high), first.shape[0], n, level, resamples)
+    seeds, n = difference.shape
+    seed_variance = float(difference.mean(axis=1).var(ddof=1)) if seeds > 1 else None
+    point_variance = float(difference.mean(axis=0).var(ddof=1)) if n > 1 else None
+    return Interval(float(difference.mean()), float(low), float(high), seeds, n, level, resamples, levels,
+                    seed_variance, point_variance)
+
+
+@dataclass(frozen=True)
+class DecisionSize:
+    """Roughly the seeds (at the present points) or points (at the present seeds) that would
+    decide a claim at the effect seen; None where that alone would not (module docstring)."""
+
+    seeds: int | None
+    points: int | None
+
+
+def decision_size(interval: Interval, threshold: float) -> DecisionSize:
+    """Sizes that would make the interval exclude ``threshold`` if the effect seen were true:
+    ``S' = var(m) / (g - var(p) / N)`` and ``N' = var(p) / (g - var(m) / S)`` with
+    ``g = ((estimate - threshold) / z)^2`` (module docstring); a missing variance (one seed)
+    counts as 0 for the other size and leaves its own size unknown (None)."""
+    z = float(stats.norm.ppf((1 + interval.level) / 2))
+    target = ((interval.estimate - threshold) / z) ** 2
+    seed_var, point_var = interval.seed_variance, interval.point_variance
+
+    def needed(own: float | None, other: float | None, other_size: int) -> int | None:
+        room = target - (other or 0.0) / other_size
+        if own is None or room <= 0:
+            return None
+        return max(1, math.ceil(own / room))
+
+    return DecisionSize(needed(seed_var, point_var, interval.points), needed(point_var, seed_var, interval.seeds))
 
 
 def decide_interval(interval: Interval, *, above: float | None = None, below: float | None = None) -> bool | None:
@@ -143,6 +216,7 @@ def decide_interval(interval: Interval, *, above: float | None = None, below: fl
         raise ValueError("give exactly one of above= and below=")
     if above is not None:
         return True if interval.low > above else False if interval.high < above else None
+    assert below is not None
     return True if interval.high <= below else False if interval.low > below else None
 
 
@@ -171,10 +245,26 @@ def signed(value: float, digits: int = 4) -> str:
 
 def describe_interval(interval: Interval, *, what: str, digits: int = 4) -> str:
     """One sentence naming the test, its size and its result."""
-    return (f"paired bootstrap over {interval.points:,} test points × {interval.seeds} seed"
+    test = ("bootstrap of seeds, then test points" if interval.levels == "seeds-points"
+            else "bootstrap of pooled (seed, point) pairs")
+    return (f"{test}, {interval.points:,} test points × {interval.seeds} seed"
             f"{'s' if interval.seeds != 1 else ''} (B={interval.resamples:,}): {what} "
             f"{signed(interval.estimate, digits)}, {interval.level:.0%} CI "
             f"[{signed(interval.low, digits)}, {signed(interval.high, digits)}]")
+
+
+def describe_undecided(interval: Interval, threshold: float, *, digits: int = 4) -> str:
+    """For an undecided claim: the effect seen and roughly what would decide it (:func:`decision_size`)."""
+    size = decision_size(interval, threshold)
+    effect = f"the effect seen is {signed(interval.estimate, digits)} against a threshold of {threshold:+g}"
+    options = []
+    if size.seeds is not None:
+        options.append(f"about {size.seeds:,} seeds at {interval.points:,} points")
+    if size.points is not None:
+        options.append(f"about {size.points:,} points with {interval.seeds} seed{'s' if interval.seeds != 1 else ''}")
+    if not options:
+        return f"{effect}; neither more seeds nor more points alone would decide it at this effect"
+    return f"{effect}; deciding it at this effect would need {' or '.join(options)}"
 
 
 def describe_mcnemar(test: McNemar) -> str:

@@ -2,27 +2,54 @@
 
 A config is YAML (or a preset name). Everything is checked before any work starts:
 unknown keys, wrong types and impossible values are reported all at once, each with its
-key path and line. Sections follow the thesis' chapter 8, one per stage.
+key path and line. Sections follow the thesis' chapter 8, one per stage; once valid, the
+config becomes a :class:`StudyConfig` of the stages' frozen section records.
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from shallowcert.bounds import METHODS as BOUND_METHODS
 from shallowcert.data import DATASETS
 from shallowcert.errors import UserError
 from shallowcert.models.spec import expand
+from shallowcert.robust import DEFAULT_PROJECTIONS, TRAIN_METHODS
+from shallowcert.study.context import DataConfig
 from shallowcert.study.presets import PRESETS
+from shallowcert.study.record import Record
 from shallowcert.study.schema import (Field, Schema, at_least, between, greater_than, non_empty, one_of,
                                       all_of, validate)
+from shallowcert.study.stages.attacks import AttacksConfig
+from shallowcert.study.stages.certification import CertificationConfig
+from shallowcert.study.stages.improvement import ImprovementConfig
+from shallowcert.study.stages.pruning import PruningConfig
+from shallowcert.study.stages.teacher import StudentsConfig, TeacherConfig
+from shallowcert.study.stages.temperature import TemperatureConfig
 from shallowcert.training import OPTIMIZERS
 
-BOUND_METHODS = ("ibp", "dual", "crown", "alpha-crown", "crown-ibp")
 ATTACKS = ("fgsm", "pgd", "bim", "mim")
+
+
+@dataclass(frozen=True)
+class StudyConfig(Record):
+    """A validated study config: its name, the training seeds and one record per section."""
+
+    name: str
+    seeds: list[int]
+    trial: bool
+    data: DataConfig
+    teacher: TeacherConfig
+    students: StudentsConfig
+    temperature: TemperatureConfig
+    pruning: PruningConfig
+    attacks: AttacksConfig
+    certification: CertificationConfig
+    improvement: ImprovementConfig
 
 
 def _training(epochs: int, lr: float = 1e-3, batch_size: int = 128, patience: int = 3) -> Schema:
@@ -39,6 +66,8 @@ SCHEMA: Schema = {
     "name": Field("str", "study"),
     "seeds": Field("list[int]", [0], all_of(non_empty, at_least(0)),
                    "training seeds: every stage runs once per seed"),
+    "trial": Field("bool", False, None, "sizes for trying the pipeline: the report says its verdicts are not "
+                   "evidence"),
     "data": {
         "dataset": Field("str", "fashion-mnist", one_of(*DATASETS)),
         "split_seed": Field("int", 0, at_least(0), "seed of the validation split and the transfer set's "
@@ -78,7 +107,9 @@ SCHEMA: Schema = {
         "teacher_spec": Field("str", "cert-teacher"),
         "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
         "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
-        "train_method": Field("str", "dual", one_of(*BOUND_METHODS)),
+        "train_method": Field("str", "dual", one_of(*TRAIN_METHODS), "certified training: a bound method, "
+                              "dual-projected (random projections), crown-ibp (with the ramps of Zhang et al.)"),
+        "projections": Field("int", DEFAULT_PROJECTIONS, at_least(1), "Cauchy projections of dual-projected"),
         "method": Field("str", "dual", one_of(*BOUND_METHODS), "bound used for certificates"),
         "warmup_epochs": Field("int", 2, at_least(0)),
         "teacher_training": _training(10),
@@ -102,22 +133,22 @@ SCHEMA: Schema = {
 }
 
 
-def _semantic_checks(config: dict[str, Any]) -> list[str]:
+def _semantic_checks(config: StudyConfig) -> list[str]:
     """Checks that need more than one value's type: specs must parse."""
     errors: list[str] = []
-    specs = [("teacher.spec", config["teacher"]["spec"]),
-             ("certification.teacher_spec", config["certification"]["teacher_spec"]),
-             ("certification.student_spec", config["certification"]["student_spec"])]
-    specs += [(f"students.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config["students"]["scnn2"])]
-    specs += [(f"temperature.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config["temperature"]["scnn2"])]
+    specs = [("teacher.spec", config.teacher.spec),
+             ("certification.teacher_spec", config.certification.teacher_spec),
+             ("certification.student_spec", config.certification.student_spec)]
+    specs += [(f"students.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config.students.scnn2)]
+    specs += [(f"temperature.scnn2[{i}]", f"scnn2:{w}") for i, w in enumerate(config.temperature.scnn2)]
     for where, spec in specs:
         try:
             expand(spec)
         except UserError as exc:
             errors.append(f"{where}: {exc}")
-    if len(set(config["seeds"])) != len(config["seeds"]):
-        errors.append(f"seeds: every seed must appear once, got {config['seeds']}")
-    if not (config["students"]["snn"] or config["students"]["scnn1"] or config["students"]["scnn2"]):
+    if len(set(config.seeds)) != len(config.seeds):
+        errors.append(f"seeds: every seed must appear once, got {config.seeds}")
+    if not config.students.specs():
         errors.append("students: at least one student width is needed")
     return errors
 
@@ -132,7 +163,7 @@ def _refuse_old_seed_key(root: yaml.Node | None, source: str) -> None:
                                 "(the validation split, fixed across seeds)")
 
 
-def load_config(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
+def load_config(path: str | Path | None = None, *, preset: str | None = None) -> StudyConfig:
     """Load and validate a config file or a preset; raise UserError listing every mistake."""
     if (path is None) == (preset is None):
         raise UserError("give either a config file or --preset NAME")
@@ -141,7 +172,8 @@ def load_config(path: str | Path | None = None, *, preset: str | None = None) ->
             raise UserError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
         text, source = yaml.safe_dump(PRESETS[preset]), f"preset {preset}"
     else:
-        file = Path(path)  # type: ignore[arg-type]
+        assert path is not None
+        file = Path(path)
         if not file.is_file():
             raise UserError(f"config file {file} does not exist")
         text, source = file.read_text(), str(file)
@@ -150,7 +182,9 @@ def load_config(path: str | Path | None = None, *, preset: str | None = None) ->
     except yaml.YAMLError as exc:
         raise UserError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
     _refuse_old_seed_key(root, source)
-    config, errors = validate(SCHEMA, root, source=source, extra_checks=_semantic_checks)
+    values, errors = validate(SCHEMA, root, source=source)
+    config = StudyConfig.from_json(values)  # every value wrong in the file was left at its default
+    errors += [f"{source} {message}" for message in _semantic_checks(config)]
     if errors:
         raise UserError(f"{len(errors)} problem(s) in the config:\n  " + "\n  ".join(errors))
-    return copy.deepcopy(config)
+    return config

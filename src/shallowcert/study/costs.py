@@ -1,7 +1,8 @@
 """Cost estimates of the study's jobs, in seconds on one CPU thread, for ``--plan`` and the
 progress bar's remaining time.
 
-The units are measured on this machine, on one thread, best of a few random batches of 64:
+The units are measured on this machine, on one thread, in CPU time (unaffected by other work
+on a shared machine), best of a few random batches of 64:
 the time of one training step (forward + backward + Adam) per example of each
 architecture, and, per architecture and bound method, of one certified-training step
 (the bound-based loss, backward, Adam) and of one float64 bound evaluation. A job's
@@ -14,7 +15,8 @@ estimate counts the examples it pushes through its model:
 * attacks: ``points × steps × epsilons`` gradient steps per attack, times
   :data:`ATTACK_SURVIVORS` (a sweep attacks only the points still standing and stops a
   point at its first success; a rough figure, not a measurement);
-* certified training: ``epochs × train examples`` certified-training steps; a certificate
+* certified training: ``epochs × train examples`` certified-training steps (``crown-ibp``:
+  CROWN-IBP plus IBP steps during its ramps, IBP steps after them); a certificate
   with its radius search: ``1 +`` :data:`RADIUS_EVALUATIONS` bound evaluations per point
   (the search's typical count, :mod:`shallowcert.certify.search`);
 * the exact radius (complete verifier): ``points × time limit`` seconds, the limit being
@@ -28,14 +30,18 @@ estimate; it ignores data loading and start-up.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.data import Dataset
 from shallowcert.models.spec import build
-from shallowcert.robust.loss import robust_loss
+from shallowcert.robust import DEFAULT_PROJECTIONS, certificate_method, projected_robust_loss, robust_loss
+
+if TYPE_CHECKING:
+    from shallowcert.study.config import StudyConfig
+    from shallowcert.study.context import TrainingConfig
 
 RADIUS_EVALUATIONS = 8
 CERTIFIED_VALIDATION = 1000  # validation points certified per epoch of certified training
@@ -48,45 +54,54 @@ _BATCH, _REPEATS = 64, 3
 
 
 def _per_example(step: Callable[[], None]) -> float:
-    """Best of :data:`_REPEATS` timed calls of ``step`` (after one warm-up), per example, on one thread."""
+    """Best of :data:`_REPEATS` timed calls of ``step`` (after one warm-up), per example, on one
+    thread, in CPU seconds of this process: other work on a shared machine slows the wall
+    clock, not the CPU time, so the plan does not depend on the load it was made under."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         best = float("inf")
         for _ in range(_REPEATS + 1):
-            start = time.perf_counter()
+            start = time.process_time()
             step()
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.process_time() - start)
     finally:
         torch.set_num_threads(threads)
     return best / _BATCH
 
 
 def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, bound: str | None = None,
-                 eps: float = 0.01, train: bool = True) -> float:
+                 eps: float = 0.01, train: bool = True, projections: int = DEFAULT_PROJECTIONS) -> float:
     """Measured seconds per example of one training step of ``spec`` (``bound``: with the
-    certified loss of that method at ``eps``), or with ``train=False`` of one float64
-    ``bound`` evaluation without gradients."""
+    certified loss of that training method at ``eps``; ``dual-projected`` with ``projections``),
+    or with ``train=False`` of one float64 ``bound`` evaluation without gradients."""
     model = build(spec, input_shape, classes)
     generator = torch.Generator().manual_seed(0)
     x = torch.rand((_BATCH, *input_shape), generator=generator)
     y = torch.randint(0, classes, (_BATCH,), generator=generator)
     if not train:
+        if bound is None:
+            raise ValueError("a bound evaluation needs a bound method")
+        method = bound
         model, x = model.double(), x.double()
         spec_rows = margin_spec(y, classes).double()
         radius = torch.full((_BATCH,), eps, dtype=torch.float64)
 
         def evaluate() -> None:
             with torch.no_grad():
-                lower_bounds(model, InputSet(x, radius), spec_rows, method=bound)
+                lower_bounds(model, InputSet(x, radius), spec_rows, method=method)
         return _per_example(evaluate)
     optimizer = torch.optim.Adam(model.parameters())
 
     def step() -> None:
-        loss = (torch.nn.functional.cross_entropy(model(x), y) if bound is None
-                else robust_loss(model, x, y, eps, method=bound).loss)
+        if bound is None:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        elif bound == "dual-projected":
+            loss = projected_robust_loss(model, x, y, eps, projections=projections).loss
+        else:
+            loss = robust_loss(model, x, y, eps, method=bound).loss
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
     return _per_example(step)
 
@@ -94,7 +109,7 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
 class CostModel:
     """Estimates for one config's jobs; step times measured once per architecture."""
 
-    def __init__(self, config: dict[str, Any], dataset: Callable[[], Dataset]) -> None:
+    def __init__(self, config: StudyConfig, dataset: Callable[[], Dataset]) -> None:
         self._config = config
         self._dataset = dataset
         self._steps: dict[tuple[str, str | None, bool], float] = {}
@@ -104,31 +119,42 @@ class CostModel:
         key = (spec, bound, train)
         if key not in self._steps:
             data = self._dataset()
-            self._steps[key] = step_seconds(spec, data.input_shape, data.classes, bound=bound, train=train)
+            self._steps[key] = step_seconds(spec, data.input_shape, data.classes, bound=bound, train=train,
+                                            projections=self._config.certification.projections)
         return self._steps[key]
 
     def examples(self, transfer: str) -> int:
         """Examples per epoch on transfer set ``train`` or ``extra``."""
-        data, limit = self._dataset(), self._config["data"]["transfer_limit"]
+        data, limit = self._dataset(), self._config.data.transfer_limit
         if transfer == "train":
             return len(data.train)
         size = TRANSFER_SIZES.get(data.name, 3 * len(data.train))
         return min(size, limit) if limit is not None else size
 
-    def training(self, spec: str, training: dict[str, Any], *, transfer: str = "train", epochs: int | None = None,
+    def training(self, spec: str, training: TrainingConfig, *, transfer: str = "train", epochs: int | None = None,
                  factor: float = 1.0) -> float:
         """``epochs × (examples × factor + validation / 3)`` training steps of ``spec``
         (``factor``: passes per example, e.g. an attack's steps plus one)."""
         per_epoch = self.examples(transfer) * factor + len(self._dataset().val) * FORWARD
-        return (epochs or training["epochs"]) * per_epoch * self.step(spec)
+        return (epochs or training.epochs) * per_epoch * self.step(spec)
 
-    def robust_training(self, spec: str, training: dict[str, Any], method: str, *, epochs: int | None = None) -> float:
+    def robust_training(self, spec: str, training: TrainingConfig, method: str, *, epochs: int | None = None,
+                        warmup_epochs: int = 1) -> float:
         """``epochs × train examples`` certified-training steps with ``method``, plus the
-        certified accuracy of :data:`CERTIFIED_VALIDATION` validation points each epoch."""
-        validation = min(CERTIFIED_VALIDATION, len(self._dataset().val))
-        per_epoch = (len(self._dataset().train) * self.step(spec, method)
-                     + validation * self.step(spec, method, train=False))
-        return (epochs or training["epochs"]) * per_epoch
+        certified accuracy of :data:`CERTIFIED_VALIDATION` validation points each epoch (with
+        the exact bound of :func:`shallowcert.robust.certificate_method`). ``crown-ibp`` runs its
+        ramps over the first ``warmup_epochs``: there a step computes both CROWN-IBP and IBP
+        bounds, afterwards IBP only (:mod:`shallowcert.robust.crown_ibp`)."""
+        epochs = epochs or training.epochs
+        examples = len(self._dataset().train)
+        validation = min(CERTIFIED_VALIDATION, len(self._dataset().val)) * self.step(
+            spec, certificate_method(method), train=False)
+        if method == "crown-ibp":
+            ramp = min(max(1, warmup_epochs), epochs)
+            steps = ramp * (self.step(spec, "crown-ibp") + self.step(spec, "ibp")) + (epochs - ramp) * self.step(spec, "ibp")
+        else:
+            steps = epochs * self.step(spec, method)
+        return examples * steps + epochs * validation
 
     def logits(self, teacher_spec: str, transfer: str) -> float:
         return self.examples(transfer) * FORWARD * self.step(teacher_spec)
@@ -139,7 +165,7 @@ class CostModel:
     def robustness(self, spec: str, *, points: int, method: str, pgd_eps: int) -> float:
         """Certificate, radius search and a PGD sweep on ``points`` test points."""
         bounds = points * (1 + RADIUS_EVALUATIONS) * self.step(spec, method, train=False)
-        return bounds + self.attack(spec, points=points, steps=self._config["attacks"]["steps"], epsilons=pgd_eps)
+        return bounds + self.attack(spec, points=points, steps=self._config.attacks.steps, epsilons=pgd_eps)
 
     @staticmethod
     def exact(*, points: int, time_limit: float) -> float:

@@ -19,13 +19,13 @@ from collections import deque
 from typing import Any, Protocol
 
 from shallowcert.errors import UserError
-from shallowcert.study.jobs import JobCall, execute
+from shallowcert.study.jobs import JobCall, JobRecord, execute
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("ray", "local")
 RETRIES = 3
-Finished = tuple[JobCall, dict[str, Any]]
+Finished = tuple[JobCall, JobRecord]
 
 
 class Executor(Protocol):
@@ -66,7 +66,7 @@ class LocalExecutor:
         self._queue.clear()
 
 
-def _remote_execute(call: JobCall) -> dict[str, Any]:
+def _remote_execute(call: JobCall) -> JobRecord:
     return execute(call)
 
 
@@ -93,8 +93,8 @@ class RayExecutor:
         self.parallelism = int(resources.get("GPU", 0)) if gpu else max(1, int(resources.get("CPU", 1)) // cpus_per_job)
         if self.parallelism < 1:
             raise UserError("the Ray cluster has no GPU, but the study asked for CUDA")
-        options = {"num_gpus": 1, "num_cpus": 0} if gpu else {"num_cpus": cpus_per_job}
-        self._task = ray.remote(max_retries=RETRIES, retry_exceptions=False, **options)(_remote_execute)
+        self._task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else cpus_per_job, max_retries=RETRIES,
+                                retry_exceptions=False)(_remote_execute)
         self._running: dict[Any, JobCall] = {}
         log.info("Ray: %s, %d job(s) at a time", resources, self.parallelism)
 

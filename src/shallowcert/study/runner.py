@@ -31,12 +31,15 @@ from tqdm import tqdm
 from shallowcert import __version__, atomic
 from shallowcert.data import data_dir_for, dataset_info, files_found
 from shallowcert.errors import UserError
+from shallowcert.data.registry import Dataset
+from shallowcert.study.config import StudyConfig
 from shallowcert.study.context import StageContext, cached_study_dataset
 from shallowcert.study.costs import CostModel
 from shallowcert.study.executors import Executor, LocalExecutor
-from shallowcert.study.jobs import Job, JobCall, job_fingerprint
-from shallowcert.study.stage import Stage
-from shallowcert.study.store import RESULTS, ArtifactStore, fingerprint
+from shallowcert.study.jobs import Job, JobCall, JobRecord, job_fingerprint
+from shallowcert.study.record import Record, RecordError
+from shallowcert.study.stage import JobResults, Stage, StageName
+from shallowcert.study.store import RESULTS, RESULTS_FORMAT, ArtifactStore, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +48,17 @@ CONFIG_FILE = "config.yaml"
 
 
 def all_stages() -> list[Stage]:
+    """Every stage of the study, in :class:`StageName` order."""
     from shallowcert.study.stages import attacks, certification, distillation, improvement, pruning, teacher, \
         temperature
-    return [m.STAGE for m in (teacher, distillation, temperature, pruning, attacks, certification, improvement)]
+    stages = {m.STAGE.name: m.STAGE for m in (teacher, distillation, temperature, pruning, attacks, certification,
+                                               improvement)}
+    return [stages[name] for name in StageName]
 
 
-def check_data_present(config: dict[str, Any]) -> None:
+def check_data_present(config: StudyConfig) -> None:
     """Fail before any work when the dataset's files are not where they are looked for."""
-    name, data_dir = config["data"]["dataset"], config["data"]["data_dir"]
+    name, data_dir = config.data.dataset, config.data.data_dir
     if not files_found(name, data_dir):
         info = dataset_info(name)
         raise UserError(f"the study needs the {info.description} files ({', '.join(info.required)}) in "
@@ -60,26 +66,73 @@ def check_data_present(config: dict[str, Any]) -> None:
                         f"pass --data-dir, or set SHALLOWCERT_DATA)")
 
 
-def stage_fingerprints(config: dict[str, Any], stages: list[Stage]) -> dict[str, str]:
+def stage_fingerprints(config: StudyConfig, stages: list[Stage]) -> dict[str, str]:
     """Per stage: the hash of its config sections, the data and the stage before (not the seeds)."""
-    upstream = fingerprint({"data": config["data"]})
+    sections = config.to_json()
+    upstream = fingerprint({"data": sections["data"]})
     prints: dict[str, str] = {}
     for stage in stages:
         upstream = fingerprint({"stage": stage.name, "upstream": upstream,
-                                "config": {k: config[k] for k in stage.sections}})
+                                "config": {k: sections[k] for k in stage.sections}})
         prints[stage.name] = upstream
     return prints
 
 
 def manifest_fingerprint(stage_print: str, seeds: list[int]) -> str:
-    return fingerprint({"stage": stage_print, "seeds": seeds})
+    """A complete stage's fingerprint: its stage fingerprint, the seeds and the results format
+    (a stage written in another format is collected again from its jobs' records)."""
+    return fingerprint({"stage": stage_print, "seeds": seeds, "format": RESULTS_FORMAT})
 
 
-def environment() -> dict[str, Any]:
+@dataclass(frozen=True)
+class Environment(Record):
+    """Versions and the machine a run used."""
+
+    shallowcert: str
+    python: str
+    torch: str
+    numpy: str
+    platform: str
+    processor: str
+    cpu_count: int | None
+    torch_threads: int
+
+
+@dataclass(frozen=True)
+class ExecutorFacts(Record):
+    kind: str
+    parallel_jobs: int
+    threads_per_job: int
+    device: str
+
+
+@dataclass(frozen=True)
+class StageFacts(Record):
+    """One stage in one invocation: whether it was reused whole, its jobs' seconds summed
+    over seeds (reused jobs keep the time of the run that built them), jobs and jobs reused."""
+
+    title: str
+    reused: bool
+    seconds: float
+    jobs: int
+    jobs_reused: int
+
+
+@dataclass(frozen=True)
+class RunFacts(Record):
+    """``run.json``: the config, environment, executor, stages and wall time (seconds)."""
+
+    config: StudyConfig
+    environment: Environment
+    executor: ExecutorFacts
+    stages: dict[str, StageFacts]
+    wall_seconds: float
+
+
+def environment() -> Environment:
     import numpy
-    return {"shallowcert": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return Environment(__version__, platform.python_version(), torch.__version__, numpy.__version__,
+                       platform.platform(), platform.processor(), os.cpu_count(), torch.get_num_threads())
 
 
 @dataclass
@@ -90,7 +143,7 @@ class Unit:
     seed: int
     jobs: dict[str, Job]
     prints: dict[str, str]
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, Record] = field(default_factory=dict)
     seconds: float = 0.0
     reused: set[str] = field(default_factory=set)
     collected: bool = False
@@ -109,7 +162,7 @@ class PlannedJob:
 class _Study:
     """The units of one invocation and the bookkeeping between them."""
 
-    def __init__(self, config: dict[str, Any], store: ArtifactStore, stages: list[Stage], device: torch.device) -> None:
+    def __init__(self, config: StudyConfig, store: ArtifactStore, stages: list[Stage], device: torch.device) -> None:
         self.config, self.store, self.stages, self.device = config, store, stages, device
         self.prints = stage_fingerprints(config, stages)
         self.costs = CostModel(config, self.dataset)
@@ -117,7 +170,7 @@ class _Study:
                               if store.problem(s.name, self.manifest_print(s)) is None}
         self.units: list[Unit] = []
         for stage in stages:
-            for seed in config["seeds"]:
+            for seed in config.seeds:
                 jobs = stage.jobs(self.context(stage, seed), self.costs)
                 _check_jobs(stage.name, jobs)
                 prints = {job.name: job_fingerprint(self.prints[stage.name], seed, job) for job in jobs}
@@ -128,15 +181,16 @@ class _Study:
                     continue
                 for job in jobs:
                     record = store.finished_job(stage.name, seed, job.name, prints[job.name])
-                    if record is not None:
-                        unit.results[job.name], unit.seconds = record["result"], unit.seconds + record["seconds"]
+                    result = _recorded_result(stage.name, seed, job, record)
+                    if record is not None and result is not None:
+                        unit.results[job.name], unit.seconds = result, unit.seconds + record["seconds"]
                         unit.reused.add(job.name)
 
-    def dataset(self):
-        return cached_study_dataset(self.config)
+    def dataset(self) -> Dataset:
+        return cached_study_dataset(self.config.data)
 
     def manifest_print(self, stage: Stage) -> str:
-        return manifest_fingerprint(self.prints[stage.name], self.config["seeds"])
+        return manifest_fingerprint(self.prints[stage.name], self.config.seeds)
 
     def context(self, stage: Stage, seed: int) -> StageContext:
         return StageContext(self.config, self.store, stage.name, seed, self.dataset, device=self.device)
@@ -161,16 +215,28 @@ class _Study:
                 continue
             ctx = self.context(unit.stage, unit.seed)
             ctx.out.mkdir(parents=True, exist_ok=True)
-            atomic.write_json(ctx.out / RESULTS, unit.stage.collect(ctx, unit.results))
+            atomic.write_json(ctx.out / RESULTS, unit.stage.collect(ctx, JobResults(unit.results)).to_json())
             unit.collected = True
             siblings = [u for u in self.units if u.stage.name == unit.stage.name]
             if all(u.collected for u in siblings):
-                seeds = self.config["seeds"]
+                seeds = self.config.seeds
                 self.store.finish(unit.stage.name, self.manifest_print(unit.stage),
                                   {"seeds": seeds, "by_seed": {str(s): self.store.seed_results(unit.stage.name, s)
                                                                for s in seeds}},
                                   seconds=sum(u.seconds for u in siblings))
                 log.info("stage %-13s complete", unit.stage.name)
+
+
+def _recorded_result(stage: StageName, seed: int, job: Job, record: JobRecord | None) -> Record | None:
+    """The result of a finished job's record; None when there is none, or when it was written in
+    another layout (an older version: the job is redone)."""
+    if record is None:
+        return None
+    try:
+        return job.read_result(record)
+    except RecordError as exc:
+        log.info("job %s/seed-%d/%s is redone: its record is in another format (%s)", stage, seed, job.name, exc)
+        return None
 
 
 def _check_jobs(stage: str, jobs: list[Job]) -> None:
@@ -183,7 +249,7 @@ def _check_jobs(stage: str, jobs: list[Job]) -> None:
             raise ValueError(f"stage {stage}: job {job.name} waits for unknown job(s) {unknown}")
 
 
-def plan_study(config: dict[str, Any], run_dir: str | Path, *, stages: list[Stage] | None = None,
+def plan_study(config: StudyConfig, run_dir: str | Path, *, stages: list[Stage] | None = None,
                device: torch.device | None = None) -> list[PlannedJob]:
     """Every job the study would run (marked ``done`` when ``run_dir`` already holds it), with
     its estimated cost; writes nothing."""
@@ -222,9 +288,9 @@ class _Progress:
         self.bar.close()
 
 
-def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = False,
+def run_study(config: StudyConfig, run_dir: str | Path, *, resume: bool = False,
               stages: list[Stage] | None = None, executor: Executor | None = None,
-              device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+              device: torch.device | None = None, progress: bool = True) -> RunFacts:
     """Run (or resume) the study on ``executor`` (default: in this process); return the run
     facts written to ``run.json``. The executor is closed at the end."""
     stages = stages or all_stages()
@@ -236,7 +302,7 @@ def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = Fal
             raise UserError(f"{root} is not empty: pass --resume to continue that run, or choose a new --out")
         check_data_present(config)
         root.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(root / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+        atomic.write_text(root / CONFIG_FILE, yaml.safe_dump(config.to_json(), sort_keys=False))
         start = time.perf_counter()
         study = _Study(config, ArtifactStore(root), stages, device)
         for stage in stages:
@@ -248,7 +314,7 @@ def run_study(config: dict[str, Any], run_dir: str | Path, *, resume: bool = Fal
         facts = _facts(study, config, executor, time.perf_counter() - start)
     finally:
         executor.close()
-    atomic.write_json(root / RUN_FILE, facts)
+    atomic.write_json(root / RUN_FILE, facts.to_json())
     return facts
 
 
@@ -270,7 +336,7 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
             for call, record in executor.wait():
                 running -= 1
                 unit = next(u for u in study.units if u.stage.name == call.stage and u.seed == call.seed)
-                unit.results[call.job.name] = record["result"]
+                unit.results[call.job.name] = call.job.read_result(record)
                 unit.seconds += record["seconds"]
                 progress.finished(call.job, record["seconds"])
                 log.debug("job %s/seed-%d/%s done in %.1f s", call.stage, call.seed, call.job.name, record["seconds"])
@@ -279,16 +345,13 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
         progress.close()
 
 
-def _facts(study: _Study, config: dict[str, Any], executor: Executor, wall: float) -> dict[str, Any]:
-    stages: dict[str, Any] = {}
+def _facts(study: _Study, config: StudyConfig, executor: Executor, wall: float) -> RunFacts:
+    stages: dict[str, StageFacts] = {}
     for stage in study.stages:
         manifest = study.store.manifest(stage.name) or {}
         units = [u for u in study.units if u.stage.name == stage.name]
-        stages[stage.name] = {"title": stage.title, "reused": stage.name in study.reused_stages,
-                              "seconds": manifest.get("seconds", 0.0),
-                              "jobs": sum(len(u.jobs) for u in units),
-                              "jobs_reused": sum(len(u.reused) for u in units)}
-    return {"config": config, "environment": environment(),
-            "executor": {"kind": type(executor).__name__, "parallel_jobs": executor.parallelism,
-                         "threads_per_job": executor.threads, "device": str(study.device)},
-            "stages": stages, "wall_seconds": round(wall, 2)}
+        stages[stage.name] = StageFacts(stage.title, stage.name in study.reused_stages, manifest.get("seconds", 0.0),
+                                        sum(len(u.jobs) for u in units), sum(len(u.reused) for u in units))
+    return RunFacts(config, environment(),
+                    ExecutorFacts(type(executor).__name__, executor.parallelism, executor.threads, str(study.device)),
+                    stages, round(wall, 2))

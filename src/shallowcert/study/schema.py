@@ -109,9 +109,9 @@ def _line(node: yaml.Node | None) -> str:
     return f":{node.start_mark.line + 1}" if node is not None else ""
 
 
-def validate(schema: Schema, root: yaml.Node | None, *, source: str,
-             extra_checks: Callable[[dict[str, Any]], list[str]] | None = None) -> tuple[dict[str, Any], list[str]]:
-    """Merge the YAML under ``root`` over the defaults; return (config, errors)."""
+def validate(schema: Schema, root: yaml.Node | None, *, source: str) -> tuple[dict[str, Any], list[str]]:
+    """Merge the YAML under ``root`` over the defaults; return (values, errors). A value with an
+    error keeps its default, so the values always have the schema's layout."""
     errors: list[str] = []
     config = defaults(schema)
 
@@ -140,6 +140,4 @@ def validate(schema: Schema, root: yaml.Node | None, *, source: str,
                     [float(v) for v in value] if entry.kind == "list[float]" else value)
 
     walk(schema, root, config, "")
-    if extra_checks is not None:
-        errors.extend(f"{source} {message}" for message in extra_checks(config))
     return config, errors

@@ -7,7 +7,7 @@ Layout of a stage (``RUN_DIR/<stage>/``)::
     seed-<s>/jobs/<job>.json    one finished job: fingerprint, result, hashes of the files it wrote
     seed-<s>/results.json       that seed's results (what later stages of the same seed read)
     results.json                {"seeds": [...], "by_seed": {"<s>": <seed s's results>}}
-    manifest.json               every file with its SHA-256: the stage is complete
+    manifest.json               every file with its SHA-256 and the results format: the stage is complete
 
 Every file is written atomically, and a job's record is written after its files, so a crash
 loses at most the jobs that were running. A stage is *complete and valid* when its manifest
@@ -31,6 +31,7 @@ from shallowcert import atomic
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+RESULTS_FORMAT = 2  # the layout of results.json that the result records define (recorded in each manifest)
 RESULTS = "results.json"
 STAGE_FILE = "stage.json"
 JOBS = "jobs"
@@ -72,9 +73,10 @@ def _hash_problem(root: Path, files: dict[str, str]) -> str | None:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return data
 
 
 class ArtifactStore:
@@ -102,11 +104,10 @@ class ArtifactStore:
             return "its configuration or seeds changed"
         return _hash_problem(self.stage_dir(stage), manifest.get("files", {}))
 
-    def results(self, stage: str) -> dict[str, Any]:
-        return json.loads((self.stage_dir(stage) / RESULTS).read_text())
-
     def seed_results(self, stage: str, seed: int) -> dict[str, Any]:
-        return json.loads((self.seed_dir(stage, seed) / RESULTS).read_text())
+        """Seed ``seed``'s results of ``stage`` (JSON)."""
+        data: dict[str, Any] = json.loads((self.seed_dir(stage, seed) / RESULTS).read_text())
+        return data
 
     def begin(self, stage: str, config_fingerprint: str) -> None:
         """Open ``stage`` for (re)building: drop its manifest; drop everything when its config changed."""
@@ -133,9 +134,10 @@ class ArtifactStore:
         atomic.write_json(self.job_file(stage, seed, job), record)
 
     def finish(self, stage: str, manifest_fingerprint: str, results: dict[str, Any], seconds: float) -> None:
-        """Write the stage's results, then its manifest (last: the stage is complete)."""
+        """Write the stage's results, then its manifest (last: the stage is complete); the
+        manifest records :data:`RESULTS_FORMAT`, the layout of the results."""
         root = self.stage_dir(stage)
         atomic.write_json(root / RESULTS, results)
         files = hash_files(root, [p for p in sorted(root.iterdir()) if p.name != MANIFEST])
         atomic.write_json(root / MANIFEST, {"stage": stage, "fingerprint": manifest_fingerprint,
-                                            "seconds": round(seconds, 2), "files": files})
+                                            "format": RESULTS_FORMAT, "seconds": round(seconds, 2), "files": files})

@@ -96,54 +96,55 @@ def epoch_record(model: nn.Module, epoch: int, *, loss: float, score: float, tra
     return record
 
 
-def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
-        validate: Callable[[nn.Module], float], targets: torch.Tensor | None = None,
-        inputs: torch.Tensor | None = None, desc: str = "train", val: Split | None = None,
-        curve_points: int | None = 2_000, device: torch.device | None = None) -> FitResult:
-    """Train ``model`` in place; the best epoch by ``validate`` is kept.
+@dataclass(frozen=True)
+class FitData:
+    """What :func:`fit` trains on and measures the learning curves on.
 
-    ``inputs`` (uint8 images) and ``targets`` (any per-example tensor, e.g. teacher logits)
-    replace ``train.images`` / ``train.labels`` when given, so the same loop trains on
-    unlabelled transfer sets; the learning curves are still measured on ``train``'s labels.
-    ``val`` (the validation split) adds ``val_loss`` / ``val_accuracy`` to the history;
-    ``curve_points`` bounds the training points the curves are measured on (None: all).
-    ``device``: where to train (default: the model's device); the
-    model is moved there in place, images and targets stay on the CPU and each batch is
-    moved (:mod:`shallowcert.device`). The batch order is drawn on the CPU, so it does not
-    depend on the device.
+    ``train``: the labelled training split; ``inputs`` (uint8 images) and ``targets`` (any
+    per-example tensor, e.g. teacher logits) replace ``train.images`` / ``train.labels`` when
+    given, so the same loop trains on unlabelled transfer sets; the learning curves are still
+    measured on ``train``'s labels, on its first ``curve_points`` points (None: all). ``val``
+    (the validation split) adds ``val_loss`` / ``val_accuracy`` to the history.
     """
-    images = train.images if inputs is None else inputs
-    target_all = train.labels if targets is None else targets
-    if len(images) != len(target_all):
-        raise ValueError(f"{len(images)} inputs but {len(target_all)} targets")
-    device = model_device(model) if device is None else device
-    model.to(device)
-    torch.manual_seed(config.seed)
-    order_gen = torch.Generator().manual_seed(config.seed)
-    optimizer = make_optimizer(model, config)
+
+    train: Split
+    val: Split | None = None
+    inputs: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    curve_points: int | None = 2_000
+
+    def examples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training inputs and their targets."""
+        images = self.train.images if self.inputs is None else self.inputs
+        targets = self.train.labels if self.targets is None else self.targets
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} inputs but {len(targets)} targets")
+        return images, targets
+
+
+def fit(model: nn.Module, data: FitData | Split, *, loss_fn: LossFn = cross_entropy_loss, config: FitConfig,
+        validate: Callable[[nn.Module], float], desc: str = "train", device: torch.device | None = None) -> FitResult:
+    """Train ``model`` in place on ``data`` (a split: its images and labels); the best epoch by
+    ``validate`` is kept.
+
+    ``device``: where to train (default: the model's device); the model is moved there in
+    place, images and targets stay on the CPU and each batch is moved
+    (:mod:`shallowcert.device`). The batch order is drawn on the CPU, so it does not depend
+    on the device.
+    """
+    data = data if isinstance(data, FitData) else FitData(data)
+    trainer = _Trainer(model, data, loss_fn, config, model_device(model) if device is None else device)
     best_state = copy.deepcopy(model.state_dict())
     result = FitResult(best_epoch=0, best_score=float("-inf"))
     start = time.perf_counter()
     stale = 0
     for epoch in range(config.epochs):
-        model.train()
-        order = torch.randperm(len(images), generator=order_gen)
-        total, count = 0.0, 0
-        batches = range(0, len(images), config.batch_size)
-        for i in tqdm(batches, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch"):
-            index = order[i:i + config.batch_size]
-            x, target = to_float(batch_to(images[index], device)), batch_to(target_all[index], device)
-            loss = loss_fn(model, x, target, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-            count += len(index)
+        loss = trainer.epoch(epoch, f"{desc} epoch {epoch + 1}/{config.epochs}")
         model.eval()
         score = float(validate(model))
-        result.history.append(epoch_record(model, epoch + 1, loss=total / max(count, 1), score=score,
-                                           train=train.head(curve_points), val=val))
-        log.info("%s epoch %d/%d: loss %.4f, validation %.4f", desc, epoch + 1, config.epochs, total / max(count, 1), score)
+        result.history.append(epoch_record(model, epoch + 1, loss=loss, score=score,
+                                           train=data.train.head(data.curve_points), val=data.val))
+        log.info("%s epoch %d/%d: loss %.4f, validation %.4f", desc, epoch + 1, config.epochs, loss, score)
         if score > result.best_score:
             result.best_score, result.best_epoch, stale = score, epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -156,3 +157,33 @@ def fit(model: nn.Module, train: Split, *, loss_fn: LossFn = cross_entropy_loss,
     model.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+class _Trainer:
+    """The optimisation state of one :func:`fit`: the model moved to ``device``, its optimiser
+    and the generator of the batch order (seeded by ``config.seed``)."""
+
+    def __init__(self, model: nn.Module, data: FitData, loss_fn: LossFn, config: FitConfig,
+                 device: torch.device) -> None:
+        self.model, self.data, self.loss_fn, self.config, self.device = model, data, loss_fn, config, device
+        model.to(device)
+        torch.manual_seed(config.seed)
+        self.order = torch.Generator().manual_seed(config.seed)
+        self.optimizer = make_optimizer(model, config)
+
+    def epoch(self, epoch: int, desc: str) -> float:
+        """One pass over the examples in a freshly drawn order; the mean objective."""
+        images, targets = self.data.examples()
+        self.model.train()
+        order = torch.randperm(len(images), generator=self.order)
+        total, count = 0.0, 0
+        for i in tqdm(range(0, len(images), self.config.batch_size), desc=desc, leave=False, unit="batch"):
+            index = order[i:i + self.config.batch_size]
+            x, target = to_float(batch_to(images[index], self.device)), batch_to(targets[index], self.device)
+            loss = self.loss_fn(self.model, x, target, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(index)
+            count += len(index)
+        return total / max(count, 1)

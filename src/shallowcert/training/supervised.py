@@ -8,7 +8,7 @@ from torch import nn
 from shallowcert.data.registry import Dataset
 from shallowcert.models.spec import build
 from shallowcert.training.evaluate import accuracy
-from shallowcert.training.loop import FitConfig, FitResult, fit
+from shallowcert.training.loop import FitConfig, FitData, FitResult, fit
 
 
 def build_seeded(spec: str, dataset: Dataset, seed: int) -> nn.Sequential:
@@ -25,6 +25,6 @@ def train_classifier(spec: str, dataset: Dataset, config: FitConfig, *,
     ``device`` (default: the CPU) and returned there.
     """
     model = build_seeded(spec, dataset, config.seed)
-    result = fit(model, dataset.train, config=config, validate=lambda m: accuracy(m, dataset.val), desc=spec,
-                 val=dataset.val, device=device)
+    result = fit(model, FitData(dataset.train, val=dataset.val), config=config,
+                 validate=lambda m: accuracy(m, dataset.val), desc=spec, device=device)
     return model, result

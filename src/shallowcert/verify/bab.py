@@ -4,9 +4,10 @@ A subdomain is the input box with some ReLUs fixed (``z >= 0`` or ``z <= 0``,
 :mod:`shallowcert.verify.subdomain`). The loop keeps the unproved subdomains with their
 priority (the lower bound of their weakest unproved disjunct) and, per round:
 
-1. takes the ``batch / 2`` lowest ones and splits each on its best-scoring free unstable
-   neuron (BaBSR-style score) into two children, which inherit the parent's proved states
-   and proved disjuncts;
+1. takes the ``batch / 2`` lowest ones and splits each on a free unstable neuron, chosen
+   among its ``candidates`` best BaBSR-style scores by the bounder's estimate of the split
+   (:meth:`shallowcert.verify.beta.SplitBounder.choose`), into two children, which inherit
+   the parent's proved disjuncts, bounds and optimised slopes and multipliers;
 2. bounds all children in one engine call; verified children (every disjunct proved, or an
    empty subdomain) are dropped;
 3. runs each child's bound-minimising box corner through the network (a re-checked
@@ -33,7 +34,11 @@ from torch import nn
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.result import Status
-from shallowcert.verify.subdomain import DomainBounds, SubdomainBounder, per_disjunct_max
+from shallowcert.verify.beta import SplitBounder
+from shallowcert.verify.subdomain import (DomainBounds, Inherited, per_disjunct_max, repeat_domains, split_states)
+
+CANDIDATES = 3  # neurons per domain whose split is estimated before branching (FSB-style)
+MAX_BATCH = 1024  # children per engine call at most: a round is never longer than a few seconds
 
 # exact(states of one subdomain) -> ("unsat" | "sat" | "unknown", counterexample or None)
 ExactSolver = Callable[[tuple[torch.Tensor, ...]], tuple[str, Counterexample | None]]
@@ -50,15 +55,17 @@ class BabOutcome:
 
 @dataclass
 class _Queue:
-    """The unproved subdomains: states per ReLU, open disjuncts, priority, depth, corner and
-    the neuron to split next (index into the concatenated flattened ReLUs; ``-1``: none left)."""
+    """The unproved subdomains: states per ReLU, open disjuncts, priority, depth, corner, the
+    best-scoring neurons to split (``(N, k)`` indices into the concatenated flattened ReLUs,
+    best first; ``-1``: none) and what each hands its children."""
 
     states: tuple[torch.Tensor, ...]
     open: torch.Tensor
     priority: torch.Tensor
     depth: torch.Tensor
     corner: torch.Tensor
-    neuron: torch.Tensor
+    candidates: torch.Tensor
+    inherited: Inherited
 
     def __len__(self) -> int:
         return len(self.priority)
@@ -66,23 +73,27 @@ class _Queue:
     def take(self, count: int) -> _Queue:
         """Remove and return the ``count`` subdomains of lowest priority."""
         order = torch.argsort(self.priority)
-        chosen, rest = order[:count], order[count:]
-        taken = self.select(chosen)
-        kept = self.select(rest)
-        self.states, self.open, self.priority, self.depth, self.corner, self.neuron = (
-            kept.states, kept.open, kept.priority, kept.depth, kept.corner, kept.neuron)
+        taken = self.select(order[:count])
+        self.replace(self.select(order[count:]))
         return taken
 
     def select(self, index: torch.Tensor) -> _Queue:
-        return _Queue(tuple(s[index] for s in self.states), self.open[index], self.priority[index],
-                      self.depth[index], self.corner[index], self.neuron[index])
+        return _Queue(tuple(s[index] for s in self.states), self.open[index], self.priority[index], self.depth[index],
+                      self.corner[index], self.candidates[index], self.inherited.map(lambda t: t[index]))
+
+    def replace(self, other: _Queue) -> None:
+        self.states, self.open, self.priority, self.depth = other.states, other.open, other.priority, other.depth
+        self.corner, self.candidates, self.inherited = other.corner, other.candidates, other.inherited
 
     def extend(self, other: _Queue) -> None:
-        self.states = tuple(torch.cat([a, b]) for a, b in zip(self.states, other.states))
-        self.open, self.priority, self.depth, self.corner, self.neuron = (
-            torch.cat([a, b]) for a, b in ((self.open, other.open), (self.priority, other.priority),
-                                           (self.depth, other.depth), (self.corner, other.corner),
-                                           (self.neuron, other.neuron)))
+        if len(self) == 0:  # the whole box, which hands on no warm start, may differ in form
+            self.replace(other)
+            return
+        self.replace(_Queue(tuple(torch.cat(pair) for pair in zip(self.states, other.states)),
+                            torch.cat([self.open, other.open]), torch.cat([self.priority, other.priority]),
+                            torch.cat([self.depth, other.depth]), torch.cat([self.corner, other.corner]),
+                            torch.cat([self.candidates, other.candidates]),
+                            Inherited.cat([self.inherited, other.inherited])))
 
 
 def _priority(bounds: DomainBounds, owner: torch.Tensor) -> torch.Tensor:
@@ -91,21 +102,26 @@ def _priority(bounds: DomainBounds, owner: torch.Tensor) -> torch.Tensor:
     return best.masked_fill(bounds.proved, torch.inf).amin(dim=1)
 
 
-def _queue_of(bounds: DomainBounds, keep: torch.Tensor, depth: torch.Tensor, owner: torch.Tensor) -> _Queue:
-    best, neuron = torch.cat([s.flatten(1) for s in bounds.scores], dim=1).max(dim=1)
+def _queue_of(bounds: DomainBounds, keep: torch.Tensor, depth: torch.Tensor, owner: torch.Tensor,
+              candidates: int) -> _Queue:
+    scores = torch.cat([s.flatten(1) for s in bounds.scores], dim=1)
+    best, neuron = scores.topk(min(candidates, scores.shape[1]), dim=1)
     neuron = torch.where(best > 0, neuron, -1)
     return _Queue(tuple(s[keep] for s in bounds.states), ~bounds.proved[keep], _priority(bounds, owner)[keep],
-                  depth[keep], bounds.corner[keep], neuron[keep])
+                  depth[keep], bounds.corner[keep], neuron[keep], bounds.inherited.map(lambda t: t[keep]))
 
 
-def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder, *, deadline: float,
-                     root: DomainBounds | None = None, batch: int = 256, max_domains: int = 2_000_000,
-                     falsify_every: int = 8, exact: ExactSolver | None = None, seed: int = 0) -> BabOutcome:
+def branch_and_bound(model: nn.Module, prop: Property, bounder: SplitBounder, *, deadline: float,
+                     root: DomainBounds | None = None, batch: int | None = None, max_domains: int = 2_000_000,
+                     candidates: int = CANDIDATES, falsify_every: int = 8, exact: ExactSolver | None = None, seed: int = 0) -> BabOutcome:
     """Run the search (module docstring) until ``deadline`` (a ``time.monotonic()`` value).
 
     ``model``: the network in the dtype of the re-check (float64); ``root``: the bounds of
-    the whole box if already computed. ``batch``: children bounded per engine call.
+    the whole box if already computed. ``batch``: children bounded per engine call (default:
+    as many as the bounder's memory budget holds, at most :data:`MAX_BATCH`). ``candidates``:
+    neurons per domain whose split is estimated before one is chosen (1: the best score's).
     """
+    batch = batch or min(MAX_BATCH, bounder.domains_per_call())
     owner = bounder.owner
     stats: dict[str, Any] = {"domains": 0, "rounds": 0, "max_depth": 0, "exact_calls": 0}
     if root is None:
@@ -113,14 +129,19 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder
     stats["domains"] += 1
     if bool(root.verified.all()):
         return BabOutcome("unsat", stats=stats)
-    queue = _queue_of(root, ~root.verified, torch.zeros(1, dtype=torch.int64, device=root.rows.device), owner)
+    if not root.alpha:  # the whole box's own slopes, for its children's warm start and branching estimates
+        root = bounder.bound_domains(root.states, ~root.proved)
+        if bool(root.verified.all()):
+            return BabOutcome("unsat", stats=stats)
+    queue = _queue_of(root, ~root.verified, torch.zeros(1, dtype=torch.int64, device=root.rows.device), owner,
+                      candidates)
     while len(queue):
         if time.monotonic() > deadline:
             return BabOutcome("timeout", stats=_final(stats, queue))
         if stats["domains"] >= max_domains:
             return BabOutcome("unknown", stats=_final(stats, queue))
         parents = queue.take(max(1, batch // 2))
-        splittable = parents.neuron >= 0
+        splittable = parents.candidates[:, 0] >= 0
         if not bool(splittable.all()):
             stuck = parents.select((~splittable).nonzero().squeeze(1))
             if exact is None:
@@ -132,10 +153,11 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder
             parents = parents.select(splittable.nonzero().squeeze(1))
             if len(parents) == 0:
                 continue
-        children_states = _split(parents.states, parents.neuron)
+        neuron = bounder.choose(parents.states, parents.candidates, parents.open, parents.inherited)
+        children_states = split_states(parents.states, neuron)
         open_rows = parents.open.repeat(2, 1)
         depth = parents.depth.repeat(2) + 1
-        bounds = bounder.bound_domains(children_states, open_rows)
+        bounds = bounder.bound_domains(children_states, open_rows, parents.inherited.map(lambda t: repeat_domains(t, 2)))
         stats["domains"] += len(depth)
         stats["rounds"] += 1
         stats["max_depth"] = max(stats["max_depth"], int(depth.max()))
@@ -143,33 +165,14 @@ def branch_and_bound(model: nn.Module, prop: Property, bounder: SubdomainBounder
         found = counterexample(model, prop, bounds.corner[keep]) if bool(keep.any()) else None
         if found is not None:
             return BabOutcome("sat", found, _final(stats, queue))
-        queue.extend(_queue_of(bounds, keep, depth, owner))
+        queue.extend(_queue_of(bounds, keep, depth, owner, candidates))
         if falsify_every and stats["rounds"] % falsify_every == 0 and len(queue):
             weakest = torch.argsort(queue.priority)[:32]
             found = falsify(model, prop, steps=20, restarts=0, starts=queue.corner[weakest],
-                            seed=seed + stats["rounds"], deadline=deadline)
+                            seed=seed + stats["rounds"], deadline=deadline, disjuncts=queue.open[weakest])
             if found is not None:
                 return BabOutcome("sat", found, _final(stats, queue))
     return BabOutcome("unsat", stats=_final(stats, queue))
-
-
-def _split(states: tuple[torch.Tensor, ...], neuron: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Two children per parent: ``neuron`` (an index into the concatenated flattened ReLUs)
-    fixed active in the first half, inactive in the second."""
-    children = []
-    offset = 0
-    rows = torch.arange(len(neuron), device=neuron.device)
-    for layer in states:
-        size = layer[0].numel()
-        flat = layer.flatten(1).repeat(2, 1)
-        inside = (neuron >= offset) & (neuron < offset + size)
-        local = (neuron - offset)[inside]
-        picked = rows[inside]
-        flat[picked, local] = 1
-        flat[picked + len(neuron), local] = -1
-        children.append(flat.reshape(2 * len(neuron), *layer.shape[1:]))
-        offset += size
-    return tuple(children)
 
 
 def _settle_exactly(stuck: _Queue, exact: ExactSolver, stats: dict[str, Any]) -> BabOutcome | None:
@@ -186,4 +189,5 @@ def _settle_exactly(stuck: _Queue, exact: ExactSolver, stats: dict[str, Any]) ->
 
 
 def _final(stats: dict[str, Any], queue: _Queue) -> dict[str, Any]:
-    return {**stats, "open_domains": len(queue)}
+    """``stats`` with the open domains' count and their weakest bound (how far the search is from a proof)."""
+    return {**stats, "open_domains": len(queue), "weakest_bound": float(queue.priority.min()) if len(queue) else None}

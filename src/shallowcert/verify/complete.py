@@ -1,15 +1,17 @@
 """``verify``: the complete verifier, an orchestration of cheap steps first under one time limit.
 
-1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD; a
-   re-checked counterexample answers ``sat``.
+1. **Falsify** (:mod:`shallowcert.verify.falsify`): the box centre and a short PGD against
+   every disjunct; a re-checked counterexample answers ``sat``.
 2. **Incomplete bounds** on the whole box (``method``: crown, then alpha-crown with
    optimised intermediate slopes when ``method="alpha-crown"``, the default): every
    disjunct proved above the rounding margin answers ``unsat``. The intermediate bounds
-   of the last one are those branch and bound keeps.
+   of the last one are those branch and bound keeps. Then a longer PGD with restarts
+   (:func:`shallowcert.verify.falsify.attack`, at most ``ATTACK_SHARE`` of the time) against
+   the disjuncts the bounds left open.
 3. **Branch and bound** (:mod:`shallowcert.verify.bab`) over ReLU splits, each subdomain
-   bounded by beta-CROWN on the whole box's intermediate bounds
-   (:mod:`shallowcert.verify.beta`), with periodic falsification; its fully split
-   subdomains are settled by the MILP (an LP there).
+   bounded by beta-CROWN warm-started from its parent, on its parent's intermediate bounds
+   refined after the new split (:mod:`shallowcert.verify.beta`), with periodic
+   falsification; its fully split subdomains are settled by the MILP (an LP there).
 4. **Exact MILP** (:mod:`shallowcert.verify.milp`) on the whole box when it leaves at most
    ``milp_unstable`` unstable ReLUs and branch and bound did not finish in half the time
    left: small enough for HiGHS, given the rest.
@@ -29,32 +31,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from shallowcert.certify.precision import model_in_dtype
+from shallowcert.model_state import model_in_dtype
 from shallowcert.device import resolve_device
 from shallowcert.errors import UserError
 from shallowcert.verify.bab import branch_and_bound
 from shallowcert.verify.beta import SplitBounder
-from shallowcert.verify.falsify import Counterexample, falsify
+from shallowcert.verify.falsify import Counterexample, attack, falsify
 from shallowcert.verify.milp import MilpSolver
 from shallowcert.verify.property import Property
-from shallowcert.verify.result import VerificationResult
+from shallowcert.verify.result import Status, VerificationResult
 from shallowcert.verify.subdomain import SubdomainBounder
 
 logger = logging.getLogger(__name__)
 
 VERIFY_METHODS = ("crown", "alpha-crown")
 MILP_UNSTABLE = 48  # at most this many unstable ReLUs on the box: try the MILP (half the time) before branching
+ATTACK_SHARE = 0.1  # of the time limit, at most, for the attack between the whole-box bounds and branching
 
 
 def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: str = "alpha-crown",
-           device: torch.device | str | None = None, seed: int = 0, batch: int = 256,
+           device: torch.device | str | None = None, seed: int = 0, batch: int | None = None,
            max_domains: int = 2_000_000, milp_unstable: int = MILP_UNSTABLE) -> VerificationResult:
     """Decide whether some input in ``prop``'s box reaches its unsafe set (module docstring).
 
     ``timeout``: seconds of wall time for the whole call (checked between steps and inside
     branch and bound's optimisation; the whole-box bounds and one MILP node finish first).
     ``method``: the whole-box bound of step 2 (``crown`` or ``alpha-crown``), whose
-    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call;
+    intermediate bounds branch and bound keeps. ``batch``: subdomains bounded per engine call (default: what the memory budget holds);
     ``max_domains``: the branch-and-bound budget (``unknown`` beyond it).
     """
     start = time.monotonic()
@@ -72,7 +75,7 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
     deadline = start + timeout
     stats: dict[str, Any] = {}
 
-    def result(status: str, by: str, found: Counterexample | None = None) -> VerificationResult:
+    def result(status: Status, by: str, found: Counterexample | None = None) -> VerificationResult:
         seconds = time.monotonic() - start
         logger.info("verify: %s by %s in %.2f s", status, by, seconds)
         return VerificationResult(status, seconds, by, None if found is None else found.x,
@@ -82,7 +85,7 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         outputs = network(prop.lower.unsqueeze(0))
     if outputs.shape[1:] != (prop.outputs,):
         raise UserError(f"the property is written over {prop.outputs} outputs, the model has {outputs.shape[1]}")
-    found = falsify(network, prop, steps=30, restarts=8, seed=seed, deadline=deadline)
+    found = falsify(network, prop, steps=30, restarts=2, seed=seed, deadline=deadline)
     if found is not None:
         return result("sat", "attack", found)
     bounder = SubdomainBounder(network, prop, method="crown")
@@ -95,6 +98,10 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         root = bounder.bound_domains(bounder.free_states(1))
         if bool(root.verified.all()):
             return result("unsat", "bounds")
+    found = attack(network, prop, deadline=min(deadline, time.monotonic() + ATTACK_SHARE * timeout),
+                   seed=seed + 1, steps=50, restarts=4, rounds=2, disjuncts=~root.proved[0])
+    if found is not None:
+        return result("sat", "attack", found)
     milp = MilpSolver(network, prop, bounder)
     small = stats["unstable"] <= milp_unstable and milp.available
     if time.monotonic() >= deadline:
@@ -107,8 +114,9 @@ def verify(model: nn.Module, prop: Property, *, timeout: float = 60.0, method: s
         return result(outcome.status, "bab", outcome.counterexample)
     status, found = milp.solve(root_states(root), deadline=deadline, open_disjuncts=~root.proved[0])
     stats["milp"] = status
-    return result(status if status in ("sat", "unsat") else "timeout" if time.monotonic() >= deadline
-                  else "unknown", "milp", found)
+    final: Status = ("sat" if status == "sat" else "unsat" if status == "unsat" else "timeout"
+                     if time.monotonic() >= deadline else "unknown")
+    return result(final, "milp", found)
 
 
 def root_states(root: Any) -> tuple[torch.Tensor, ...]:

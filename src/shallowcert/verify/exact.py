@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ from shallowcert.certify import SearchSettings, adversarial_distance, certified_
 from shallowcert.checks import inputs_and_labels, positive_float
 from shallowcert.verify.complete import verify
 from shallowcert.verify.property import robustness_property
+from shallowcert.verify.result import VerificationResult
 
 MIN_SHARE = 0.5  # seconds: the least time one bisection step is given while more remains
 
@@ -66,45 +68,77 @@ class ExactRadius:
             "seconds": float(self.seconds.sum()),
         }
 
-    def per_point(self) -> dict[str, list]:
+    def per_point(self) -> dict[str, list[Any]]:
         """The per-point columns as JSON lists (``upper`` None where no counterexample was found)."""
         return {"lower": self.lower.tolist(), "upper": [u if math.isfinite(u) else None for u in self.upper.tolist()],
                 "certified": self.certified.tolist(), "settled": self.settled.tolist(),
                 "seconds": self.seconds.tolist()}
 
 
-def exact_radius(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, time_limit: float,
-                 rtol: float = 0.01, method: str = "alpha-crown", domain: tuple[float, float] | None = (0.0, 1.0),
-                 max_radius: float = 1.0, device: torch.device | str | None = None, seed: int = 0,
-                 bound: str = "crown", settings: SearchSettings = SearchSettings()) -> ExactRadius:
-    """Bracket each point's robust radius (module docstring); ``x`` ``(N, ...)`` in [0, 1],
-    ``labels`` ``(N,)``; ``time_limit`` seconds per point; radii in input units.
+@dataclass(frozen=True)
+class ExactSettings:
+    """How each point's radius is bracketed (radii in input units).
 
-    ``method``: the verifier's bound (:func:`shallowcert.verify.verify`); ``bound`` and
-    ``settings``: the bound method and search of the certified radius the bracket starts
-    from (the radius whose gap to the exact one is measured)."""
+    ``time_limit``: seconds per point; ``rtol``: a point is settled when ``upper - lower <=
+    rtol * upper``; ``verifier``: the complete verifier's bound (:func:`shallowcert.verify.verify`);
+    ``certified_by`` and ``search``: the bound and the search of the certified radius the
+    bracket starts from, the radius whose gap to the exact one is measured (``search`` None:
+    the default search at tolerance ``rtol``); ``domain``: the balls are clipped to it;
+    ``max_radius``: no counterexample is sought beyond it; ``seed``: of the verifier's attacks.
+    """
+
+    time_limit: float
+    rtol: float = 0.01
+    verifier: str = "alpha-crown"
+    certified_by: str = "crown"
+    search: SearchSettings | None = None
+    domain: tuple[float, float] | None = (0.0, 1.0)
+    max_radius: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_float("time_limit", self.time_limit)
+        positive_float("rtol", self.rtol)
+
+    def certified_search(self) -> SearchSettings:
+        return self.search if self.search is not None else SearchSettings(rtol=self.rtol)
+
+
+Verifier = Callable[[float, float], VerificationResult]  # (radius, seconds) -> the verifier's answer
+
+
+def exact_radius(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, settings: ExactSettings, *,
+                 device: torch.device | str | None = None) -> ExactRadius:
+    """Bracket each point's robust radius (module docstring); ``x`` ``(N, ...)`` in [0, 1],
+    ``labels`` ``(N,)``; the verifier runs on ``device`` (default: the model's)."""
     inputs_and_labels(x, labels)
-    time_limit, rtol = positive_float("time_limit", time_limit), positive_float("rtol", rtol)
-    certified = certified_radius(model, x, labels=labels, method=bound, domain=domain, dtype=torch.float64,
-                                 settings=settings)
+    certified = certified_radius(model, x, labels=labels, method=settings.certified_by, domain=settings.domain,
+                                 dtype=torch.float64, settings=settings.certified_search())
     start = certified.radius.double() * (certified.predicted == labels).double()
     hint = adversarial_distance(model, x, labels, lower=start.float())
     with torch.no_grad():
         classes = int(model(x[:1]).shape[1])
-    results = [_bisect(model, x[i], int(labels[i]), classes, float(start[i]), float(hint[i]), time_limit=time_limit,
-                       rtol=rtol, method=method, domain=domain, max_radius=max_radius, device=device, seed=seed)
-               for i in range(len(x))]
+
+    def verifier(center: torch.Tensor, label: int) -> Verifier:
+        def check(eps: float, seconds: float) -> VerificationResult:
+            prop = robustness_property(center, eps, label, classes, domain=settings.domain)
+            return verify(model, prop, timeout=seconds, method=settings.verifier, device=device, seed=settings.seed)
+        return check
+
+    results = [_bisect(verifier(x[i].double(), int(labels[i])), x[i].double(), float(start[i]), float(hint[i]),
+                       settings) for i in range(len(x))]
     lower, upper, _, seconds = (torch.tensor(column, dtype=torch.float64) for column in zip(*results))
     return ExactRadius(lower, upper, start.cpu(), torch.tensor([r[2] for r in results], dtype=torch.bool),
-                       seconds, rtol)
+                       seconds, settings.rtol)
 
 
-def _bisect(model: nn.Module, x: torch.Tensor, label: int, classes: int, lower: float, hint: float, *,
-            time_limit: float, rtol: float, method: str, domain: tuple[float, float] | None, max_radius: float,
-            device: torch.device | str | None, seed: int) -> tuple[float, float, bool, float]:
+def _bisect(check: Verifier, center: torch.Tensor, lower: float, hint: float,
+            settings: ExactSettings) -> tuple[float, float, bool, float]:
+    """(lower, upper, settled, seconds) of one point, from the proved radius ``lower`` and the
+    counterexample distance ``hint`` (inf: none known)."""
     began = time.monotonic()
-    deadline = began + time_limit
-    center = x.double()
+    deadline = began + settings.time_limit
+    rtol, max_radius = settings.rtol, settings.max_radius
     upper = ceiling = math.inf  # ceiling: the smallest radius the verifier could not decide in its share
     guess = hint if math.isfinite(hint) else max(2 * lower, 1e-3)
     while True:
@@ -118,13 +152,13 @@ def _bisect(model: nn.Module, x: torch.Tensor, label: int, classes: int, lower: 
             break
         else:
             eps = min(guess, max_radius)
-        prop = robustness_property(center, eps, label, classes, domain=domain)
         share = remaining if remaining < 2 * MIN_SHARE else max(remaining / 2, MIN_SHARE)
-        result = verify(model, prop, timeout=share, method=method, device=device, seed=seed)
+        result = check(eps, share)
         if result.status == "unsat":
             lower = max(lower, eps)
             guess = 2 * eps
         elif result.status == "sat":
+            assert result.counterexample is not None  # sat always comes with one
             distance = float((result.counterexample.cpu().double() - center.cpu()).abs().max())
             upper = min(upper, distance)
         else:

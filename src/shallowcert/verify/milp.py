@@ -24,14 +24,13 @@ from __future__ import annotations
 import functools
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
 from torch import nn
 
-from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds import AffineMap, as_affine, as_relu
 from shallowcert.verify.falsify import Counterexample, counterexample, falsify
 from shallowcert.verify.property import Property
 from shallowcert.verify.subdomain import SubdomainBounder, per_disjunct_max
@@ -60,9 +59,10 @@ class MilpSolver:
         self.model, self.prop, self.bounder = model, prop, bounder
         steps, positions = bounder.network.steps, bounder.network.relu_positions
         edges = [-1, *positions, len(steps)]
-        sizes = [math.prod(steps[0].in_shape)] + [math.prod(steps[p].shape) for p in positions]
+        sizes = [math.prod(as_affine(steps[0]).in_shape)] + [math.prod(as_relu(steps[p]).shape) for p in positions]
         self.available = all(a * b <= MAX_ENTRIES for a, b in zip(sizes, sizes[1:] + [bounder.network.output_shape[0]]))
-        self._stretches = [(steps[a + 1:b], bounder.network.input_shape if a < 0 else steps[a].shape)
+        self._stretches = [([as_affine(s) for s in steps[a + 1:b]],
+                            bounder.network.input_shape if a < 0 else as_relu(steps[a]).shape)
                            for a, b in zip(edges, edges[1:])]
         self.lower = prop.lower.flatten().double().cpu().numpy()
         self.upper = prop.upper.flatten().double().cpu().numpy()
@@ -104,6 +104,7 @@ class MilpSolver:
         part = self.prop.unsafe[k]
         matrix, bound = part.matrix.double().cpu().numpy(), part.bound.double().cpu().numpy()
         problem, scale = self._program(pre, known, matrix, bound)
+        from scipy.optimize import milp  # scipy costs a second at start-up; most runs never get here
         c, constraints, variable_bounds, integrality = problem
         result = milp(c, constraints=constraints, bounds=variable_bounds, integrality=integrality,
                       options={"time_limit": max(seconds, 0.1), "disp": False})
@@ -119,14 +120,17 @@ class MilpSolver:
             found = counterexample(self.model, self.prop, x)
             if found is None:
                 found = falsify(self.model, self.prop, steps=30, restarts=0, step=0.02, starts=x,
-                                deadline=time.monotonic() + max(seconds, 0.1))
+                                deadline=time.monotonic() + max(seconds, 0.1),
+                                disjuncts=torch.arange(len(self.prop.unsafe)) == k)
             if found is not None:
                 return "sat", found
         return "unknown", None
 
     def _program(self, pre: list[tuple[np.ndarray, np.ndarray]], known: list[np.ndarray], matrix: np.ndarray,
-                 bound: np.ndarray) -> tuple[tuple, float]:
+                 bound: np.ndarray) -> tuple[tuple[Any, ...], float]:
         """``(c, constraints, bounds, integrality)`` of the disjunct's program and the margin's scale."""
+        from scipy.optimize import Bounds, LinearConstraint
+        from scipy.sparse import coo_matrix, csr_matrix, hstack, vstack
         sizes = [self.lower.size] + [lo.size for lo, _ in pre]
         unstable = [(known_j == 0) & (lo < 0) & (up > 0) for (lo, up), known_j in zip(pre, known)]
         binaries = [int(u.sum()) for u in unstable]

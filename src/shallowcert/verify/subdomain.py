@@ -20,20 +20,61 @@ bounds, computed with it and concretised over the whole box, hold on the subdoma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
-from shallowcert.bounds.backward import back_substitute, concretize
-from shallowcert.bounds.engine import BoundOptions, relaxed_bound
-from shallowcert.bounds.intermediate import states_of
-from shallowcert.bounds.network import Network, read_network
-from shallowcert.bounds.relaxation import relax, unstable_mask
+from shallowcert.bounds import (BoundOptions, Network, as_relu, back_substitute, concretize, read_network, relax,
+                                relaxed_bound, states_of, unstable_mask)
 from shallowcert.certify.precision import rounding_margin
 from shallowcert.verify.property import Property
 
 EMPTY_GAP = 1e-9  # crossing bounds must cross by this much (relative to their size) to count as empty
+
+
+Tree = torch.Tensor | tuple["Tree", ...]
+
+
+def tree_map(function: Callable[[torch.Tensor], torch.Tensor], tree: Tree) -> Tree:
+    """``function`` applied to every tensor of a nested tuple of tensors."""
+    return function(tree) if isinstance(tree, torch.Tensor) else tuple(tree_map(function, t) for t in tree)
+
+
+def tree_cat(trees: list[Tree]) -> Tree:
+    """Nested tuples of the same structure, their tensors concatenated along dim 0."""
+    first = trees[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(trees)  # type: ignore[arg-type]
+    return tuple(tree_cat([t[i] for t in trees]) for i in range(len(first)))
+
+
+def repeat_domains(tensor: torch.Tensor, times: int) -> torch.Tensor:
+    """``tensor`` stacked ``times`` times along dim 0 (children: all first ones, then all second ones)."""
+    return tensor.repeat(times, *[1] * (tensor.dim() - 1))
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """What a subdomain hands its children, which lie inside it: ``rows (N, R)``, lower bounds
+    of its unsafe rows (valid on every child); ``pre_activation``, per ReLU, bounds of its input
+    (valid on every child); ``alpha`` and ``beta``, per ReLU, its optimised lower slopes and split
+    multipliers ``(N, R, neurons unstable on the box)`` (empty tuples: none), a warm start."""
+
+    rows: torch.Tensor
+    pre_activation: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    alpha: tuple[torch.Tensor, ...] = ()
+    beta: tuple[torch.Tensor, ...] = ()
+
+    def map(self, function: Callable[[torch.Tensor], torch.Tensor]) -> Inherited:
+        """The same fields with ``function`` applied to every tensor (e.g. selecting domains)."""
+        return Inherited(*(tree_map(function, getattr(self, f.name)) for f in fields(self)))  # type: ignore[arg-type]
+
+    @staticmethod
+    def cat(parts: list[Inherited]) -> Inherited:
+        """The domains of ``parts``, in order, as one (every part with the same fields filled)."""
+        return Inherited(*(tree_cat([getattr(p, f.name) for p in parts]) for f in fields(Inherited)))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -41,7 +82,8 @@ class DomainBounds:
     """Bounds of ``N`` subdomains: ``rows (N, R)`` lower bounds of ``A y - b``; ``proved (N, K)``
     disjuncts shown unreachable; ``empty (N,)``; ``states`` per ReLU (int8, split and proved);
     ``scores`` per ReLU (``0`` where a neuron cannot be split); ``corner (N, *input shape)``;
-    ``pre_activation``: per ReLU, the ``(lower, upper)`` bounds of its input on each subdomain."""
+    ``pre_activation``: per ReLU, the ``(lower, upper)`` bounds of its input on each subdomain;
+    ``alpha``, ``beta``: the optimised slopes and multipliers, as in :class:`Inherited`."""
 
     rows: torch.Tensor
     proved: torch.Tensor
@@ -50,17 +92,51 @@ class DomainBounds:
     scores: tuple[torch.Tensor, ...]
     corner: torch.Tensor
     pre_activation: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    alpha: tuple[torch.Tensor, ...] = ()
+    beta: tuple[torch.Tensor, ...] = ()
 
     @property
     def verified(self) -> torch.Tensor:
         """Bool ``(N,)``: no input of the subdomain is unsafe."""
         return self.empty | self.proved.all(dim=1)
 
+    @property
+    def inherited(self) -> Inherited:
+        """What the subdomains hand their children."""
+        return Inherited(self.rows, self.pre_activation, self.alpha, self.beta)
+
+    @staticmethod
+    def cat(parts: list[DomainBounds]) -> DomainBounds:
+        """The domains of ``parts``, in order, as one."""
+        if len(parts) == 1:
+            return parts[0]
+        return DomainBounds(*(tree_cat([getattr(p, f.name) for p in parts])  # type: ignore[arg-type]
+                              for f in fields(DomainBounds)))
+
 
 def per_disjunct_max(rows: torch.Tensor, owner: torch.Tensor, disjuncts: int) -> torch.Tensor:
     """``(N, K)``: the largest of each disjunct's rows in ``rows (N, R)`` (``owner (R,)``)."""
     member = owner.unsqueeze(1) == torch.arange(disjuncts, device=owner.device)  # (R, K)
     return rows.unsqueeze(2).masked_fill(~member, -torch.inf).amax(dim=1)
+
+
+def split_states(states: tuple[torch.Tensor, ...], neuron: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Two children per parent: ``neuron`` (an index into the concatenated flattened ReLUs)
+    fixed active in the first half, inactive in the second."""
+    children = []
+    offset = 0
+    rows = torch.arange(len(neuron), device=neuron.device)
+    for layer in states:
+        size = layer[0].numel()
+        flat = layer.flatten(1).repeat(2, 1)
+        inside = (neuron >= offset) & (neuron < offset + size)
+        local = (neuron - offset)[inside]
+        picked = rows[inside]
+        flat[picked, local] = 1
+        flat[picked + len(neuron), local] = -1
+        children.append(flat.reshape(2 * len(neuron), *layer.shape[1:]))
+        offset += size
+    return tuple(children)
 
 
 class SubdomainBounder:
@@ -77,7 +153,7 @@ class SubdomainBounder:
             centre = model((self.prop.lower + self.prop.upper).unsqueeze(0) / 2)
         scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
         self.margin = float(rounding_margin(scale)[0])
-        self.shapes = [self.network.steps[p].shape for p in self.network.relu_positions]
+        self.shapes = [as_relu(self.network.steps[p]).shape for p in self.network.relu_positions]
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         """States of ``count`` copies of the whole box (nothing split)."""

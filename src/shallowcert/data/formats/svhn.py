@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from shallowcert.errors import UserError
 
@@ -16,6 +15,8 @@ from shallowcert.errors import UserError
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images N x 3 x 32 x 32 uint8, labels N int64 in 0..9)``."""
     try:
+        import scipy.io  # a third of a second to import; only SVHN needs it
+
         mat = scipy.io.loadmat(str(path))
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: not a readable MATLAB file ({exc})") from None

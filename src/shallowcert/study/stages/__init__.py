@@ -1,1 +1,1 @@
-"""The stages of the study, in the order of the thesis' chapter 8."""
+"""The stages of the study, in the order of the thesis' chapter 8 (:class:`StageName`)."""
