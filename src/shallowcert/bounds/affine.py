@@ -93,9 +93,10 @@ class ConvMap(AffineMap):
     def transpose(self, lam: torch.Tensor) -> torch.Tensor:
         """The transposed convolution; into a single channel (a grayscale input) as one
         matrix product and a col2im (``fold``) instead: mkldnn's transposed convolution ran at
-        about 7 GFLOP/s there, this 2.6x faster (2 CPU threads)."""
+        about 7 GFLOP/s there, this 2.6x faster (2 CPU threads). Not when autograd records it:
+        the gradient of ``fold`` (an im2col) cost more than the transposed convolution's."""
         lead, flat = lam.shape[:-3], lam.reshape(-1, *self.out_shape)
-        if self.in_shape[0] == 1 and self.groups == 1:
+        if self.in_shape[0] == 1 and self.groups == 1 and not (lam.requires_grad and torch.is_grad_enabled()):
             kernel = self.weight.shape[2:]
             columns = self.weight.reshape(self.out_shape[0], -1).T @ flat.flatten(2)  # (B, k*k, positions)
             out = F.fold(columns, self.in_shape[1:], kernel, stride=self.stride, padding=self.padding)
