@@ -122,7 +122,8 @@ def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.T
     (ties too: so gradients flow through ``bounds``).
 
     ``straight_through``: the same values, but the gradient of every end is that of ``bounds``,
-    also where ``reference`` wins (``b + (t - b).detach()``, ``t`` the intersection): alpha-CROWN's
+    also where ``reference`` wins (``t + (b - b.detach())``, ``t`` the intersection: exactly ``t``,
+    where ``b + (t - b).detach()`` could round past it): alpha-CROWN's
     search direction. With the exact gradient a row whose bound the reference beats gets none, so
     its slopes never move and its bound never gets past the reference; its later bound is looser
     than without the intersection.
@@ -132,7 +133,7 @@ def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.T
     tight_upper = torch.where(upper <= reference_upper, upper, reference_upper)
     if not straight_through:
         return tight_lower, tight_upper
-    return lower + (tight_lower - lower).detach(), upper + (tight_upper - upper).detach()
+    return tight_lower.detach() + (lower - lower.detach()), tight_upper.detach() + (upper - upper.detach())
 
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
