@@ -10,6 +10,8 @@ sampled and PGD minima.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -18,8 +20,14 @@ from bounds_support import ibp_trained_wong_small, pgd_minimum, random_convnet, 
 from shallowcert.bounds import InputSet, lower_bounds, margin_spec
 from shallowcert.bounds.affine import AffineMap
 from shallowcert.bounds.interval import affine_interval
+from shallowcert.bounds import intermediate
+from shallowcert.bounds.alpha import optimise_bounds
+from shallowcert.bounds.backward import concretize
 from shallowcert.bounds.intermediate import Bounds, linear_bounds
 from shallowcert.bounds.network import Network, read_network
+from shallowcert.model_state import model_in_dtype
+from shallowcert.models.onnx_import import import_onnx
+from shallowcert.verify.vnnlib import read_vnnlib
 
 TOLERANCE = 1e-9
 
@@ -120,3 +128,70 @@ def test_final_bounds_stay_below_samples_and_pgd(case: str, method: str) -> None
     sampled = spec_values(model, samples(input_set, 64, seed=4), spec).amin(0)
     attacked = pgd_minimum(model, input_set, spec, steps=30, restarts=2, seed=4)
     assert bool((bound <= sampled + TOLERANCE).all()) and bool((bound <= attacked + TOLERANCE).all())
+
+
+VNNCOMP = Path("/work/shared/vnncomp")
+MNIST_256X2 = ("mnist_fc/onnx/mnist-net_256x2.onnx", "mnist_fc/vnnlib/prop_10_0.05.vnnlib")
+ALPHA_SLACK = 0.02  # the two optimisations follow different paths; the cut gradient lost 0.5 to 0.8 per row here
+
+
+def _alpha(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor) -> torch.Tensor:
+    """alpha-CROWN's final lower bounds ``(N, K)`` on ``box`` (20 steps, intermediate slopes too)."""
+    with torch.no_grad():
+        crown = linear_bounds(network, box, lower_slope="crown")
+        bound, _ = optimise_bounds(network, box, spec, crown, steps=20, lr=0.1, intermediate=True)
+    lower, upper = box
+    return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
+
+
+@pytest.mark.skipif(not all((VNNCOMP / path).exists() for path in MNIST_256X2), reason="VNN-COMP files not present")
+def test_alpha_crown_keeps_its_bound_with_the_intersection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On mnist_fc 256x2 prop_10_0.05 the interval bound beats back-substitution for some
+    second-layer neurons. alpha-CROWN with the intersection must not end looser than without it
+    (within ``ALPHA_SLACK`` per margin), and stays below the margins of sampled inputs."""
+    imported = import_onnx(VNNCOMP / MNIST_256X2[0])
+    prop = read_vnnlib(VNNCOMP / MNIST_256X2[1], input_shape=imported.input_shape, outputs=imported.outputs)
+    model = model_in_dtype(imported.model, torch.float64).eval()
+    prop = prop.to(dtype=torch.float64)
+    network = read_network(model, tuple(prop.lower.shape), torch.float64)
+    matrix = prop.rows()[0]
+    spec, box = matrix.unsqueeze(0), (prop.lower.unsqueeze(0), prop.upper.unsqueeze(0))
+    crown, _ = linear_bounds(network, box, lower_slope="crown")
+    original = intermediate._tighter
+
+    def reference_only(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor],
+                       *flags: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """No interval intersection: that one is applied to the candidates' flat (masked) bounds."""
+        return bounds if bounds[0].dim() == 1 else original(bounds, reference, *flags)
+
+    intersected = _alpha(network, box, spec)
+    monkeypatch.setattr(intermediate, "_tighter", reference_only)
+    without, _ = linear_bounds(network, box, lower_slope="crown")
+    changed = [bool((crown[p][0] != without[p][0]).any()) for p in network.relu_positions]
+    assert any(changed), "the intersection must change some intermediate bound for the test to mean anything"
+    plain = _alpha(network, box, spec)
+    monkeypatch.undo()
+    assert bool((intersected >= plain - ALPHA_SLACK).all()), (intersected - plain).min()
+    generator = torch.Generator().manual_seed(0)
+    points = box[0] + torch.rand(256, *box[0].shape[1:], dtype=torch.float64, generator=generator) * (box[1] - box[0])
+    with torch.no_grad():
+        margins = model(points.reshape(256, *imported.input_shape)) @ matrix.T
+    assert bool((intersected[0] <= margins.min(0).values + TOLERANCE).all())
+
+
+def test_straight_through_intersection_keeps_values_and_passes_the_bound_gradient() -> None:
+    generator = torch.Generator().manual_seed(3)
+    lower = torch.randn(2, 6, dtype=torch.float64, generator=generator).requires_grad_(True)
+    upper = (lower.detach() + torch.rand(2, 6, dtype=torch.float64, generator=generator)).requires_grad_(True)
+    reference = (lower.detach() + 0.3 * torch.randn(2, 6, dtype=torch.float64, generator=generator),
+                 upper.detach() + 0.3 * torch.randn(2, 6, dtype=torch.float64, generator=generator))
+    exact = intermediate._tighter((lower, upper), reference)
+    through = intermediate._tighter((lower, upper), reference, straight_through=True)
+    assert all(torch.equal(a, b) for a, b in zip(exact, through))
+    assert bool((exact[0] > lower).any()) and bool((exact[1] < upper).any())
+    weights = torch.rand(2, 6, dtype=torch.float64, generator=generator)
+    exact_grad = torch.autograd.grad((weights * (exact[0] - exact[1])).sum(), (lower, upper))
+    through_grad = torch.autograd.grad((weights * (through[0] - through[1])).sum(), (lower, upper))
+    torch.testing.assert_close(through_grad[0], weights)
+    torch.testing.assert_close(through_grad[1], -weights)
+    assert bool((exact_grad[0] == 0).any())

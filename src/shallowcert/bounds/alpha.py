@@ -16,7 +16,11 @@ All slopes start at CROWN's and take ``steps`` Adam steps (learning rate ``lr``)
 followed by clipping to [0, 1], maximising the sum of the final bounds. Each step recomputes
 every intermediate bound with its rows' slopes and intersects it with the tightest bound
 seen so far (every step's bounds are sound, so their intersection is), which enters the
-next layer's relaxation and so the final bound. The final bound kept per point and row is
+next layer's relaxation and so the final bound. The step's gradient w.r.t. a row's slopes is
+taken as if its back-substitution bound had been kept, also where the running or the interval
+bound beats it (straight-through; the values are the intersection's): with the exact gradient
+such a row gets none and its slopes never move, and the final bound ends looser than without
+any intersection. The final bound kept per point and row is
 the best one seen (its linear function with it), never below CROWN's (step 0 is CROWN).
 
 Gradients w.r.t. the model: the last evaluation, with the best final slopes and the last
@@ -44,11 +48,12 @@ def _row_mask(improved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _evaluate(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
               final_slopes: dict[int, torch.Tensor], rows: RowSlopes | None,
-              fixed: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]], known: dict[int, torch.Tensor] | None) -> _Evaluation:
+              fixed: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]], known: dict[int, torch.Tensor] | None,
+              straight_through: bool = False) -> _Evaluation:
     """The final linear bound, its value ``(N, K)`` on the box, and the intermediate bounds:
-    recomputed with ``rows`` when given, else ``fixed``."""
+    recomputed with ``rows`` when given (``straight_through``: see :func:`linear_bounds`), else ``fixed``."""
     bounds, relaxations = fixed if rows is None else linear_bounds(network, box, lower_slope="crown", known=known,
-                                                                   rows=rows)
+                                                                   rows=rows, straight_through=straight_through)
     relaxations = {p: with_free_parameters(r, final_slopes[p]) for p, r in relaxations.items()}
     bound = back_substitute(network.steps, spec, relaxations)
     lower, upper = box
@@ -79,7 +84,7 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
         optimiser = ProjectedAdam(parameters, lr=lr, low=0.0, high=1.0)
         for _ in range(steps if parameters else 0):
             bound, value, bounds = _evaluate(network, (box[0].detach(), box[1].detach()), spec.detach(), final, rows,
-                                             fixed, known)
+                                             fixed, known, straight_through=True)
             if best_bound is None or best_value is None:
                 best_bound, best_value = _detached(bound), value.detach()
             else:

@@ -160,17 +160,28 @@ def initial_row_slopes(network: Network, bounds: Bounds, relaxations: Relaxation
 
 
 def _tighter(bounds: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor],
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+             straight_through: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The intersection of two boxes, each end taken from ``bounds`` where it is at least as tight
-    (ties too: so gradients flow through ``bounds``)."""
+    (ties too: so gradients flow through ``bounds``).
+
+    ``straight_through``: the same values, but the gradient of every end is that of ``bounds``,
+    also where ``reference`` wins (``t + (b - b.detach())``, ``t`` the intersection: exactly ``t``,
+    where ``b + (t - b).detach()`` could round past it): alpha-CROWN's
+    search direction. With the exact gradient a row whose bound the reference beats gets none, so
+    its slopes never move and its bound never gets past the reference; its later bound is looser
+    than without the intersection.
+    """
     (lower, upper), (reference_lower, reference_upper) = bounds, reference
-    return (torch.where(lower >= reference_lower, lower, reference_lower),
-            torch.where(upper <= reference_upper, upper, reference_upper))
+    tight_lower = torch.where(lower >= reference_lower, lower, reference_lower)
+    tight_upper = torch.where(upper <= reference_upper, upper, reference_upper)
+    if not straight_through:
+        return tight_lower, tight_upper
+    return tight_lower.detach() + (lower - lower.detach()), tight_upper.detach() + (upper - upper.detach())
 
 
 def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, lower_slope: str,
                   known: dict[int, torch.Tensor] | None = None, rows: RowSlopes | None = None,
-                  interval: bool = True) -> tuple[Bounds, Relaxations]:
+                  interval: bool = True, straight_through: bool = False) -> tuple[Bounds, Relaxations]:
     """Back-substitution bounds of every ReLU's input with ``lower_slope`` (``dual``/``crown``).
 
     ``box`` is the input box ``(lower, upper)``; ``known``: states proved on a superset of
@@ -179,7 +190,9 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     other neuron by interval arithmetic, and intersect every layer with ``rows.reference``.
     ``interval``: fix the neurons interval arithmetic proves stable and intersect every
     bound with its interval bound (default); ``False``: back-substitution for every neuron
-    (module docstring; not with ``rows``).
+    (module docstring; not with ``rows``). ``straight_through``: both intersections pass the
+    gradient of the back-substitution bound, also where the other bound wins (same values;
+    :func:`_tighter`), for alpha-CROWN's optimisation steps.
     Returns the bounds and the relaxations (CROWN's lower slopes for alpha-CROWN too).
     """
     lower_in, upper_in = box
@@ -217,11 +230,12 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
             tight_lower, tight_upper = _tight_bounds(steps, candidates, relaxations, mid, rad, symmetric, screens,
                                                      slopes)
             if interval:
-                tight_lower, tight_upper = _tighter((tight_lower, tight_upper), (lower[candidates], upper[candidates]))
+                tight_lower, tight_upper = _tighter((tight_lower, tight_upper), (lower[candidates], upper[candidates]),
+                                                    straight_through)
             lower = lower.masked_scatter(candidates, tight_lower)
             upper = upper.masked_scatter(candidates, tight_upper)
         if rows is not None:
-            lower, upper = _tighter((lower, upper), rows.reference[position])
+            lower, upper = _tighter((lower, upper), rows.reference[position], straight_through)
         bounds[position] = (lower, upper)
         relaxations[position] = relaxation = relax(lower, upper, lower_slope=lower_slope)
         if symmetric:
