@@ -61,8 +61,8 @@ def test_user_errors() -> None:
             robust_error_bound(model, x, y, bad)
     with pytest.raises(UserError, match="unknown bound method"):
         robust_error_bound(model, x, y, 0.1, method="lp")
-    pooled = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(UnsupportedLayerError, match="MaxPool2d"):
+    pooled = nn.Sequential(nn.AdaptiveMaxPool2d(2), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(UnsupportedLayerError, match="AdaptiveMaxPool2d"):
         robust_error_bound(pooled, x, y, 0.1)
 
 
