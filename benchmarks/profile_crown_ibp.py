@@ -62,12 +62,7 @@ def profile_spec(spec: str, steps: int) -> dict:
         robust_loss(model, x, y, 0.1, method="crown-ibp").loss.backward()
         optimiser.step()
 
-    step()
-    seconds = []
-    for _ in range(steps):
-        start = time.process_time()
-        step()
-        seconds.append(time.process_time() - start)
+    per_example = _median_cpu_seconds(step, steps) / 64
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(3):
             step()
@@ -77,19 +72,23 @@ def profile_spec(spec: str, steps: int) -> dict:
             totals[_kind(event.key[len("aten::"):])] += event.self_cpu_time_total
     forward = forward_macs(model, (1, 28, 28))
     macs = 3 * (2 * forward + ROWS * forward)
-    per_example = statistics.median(seconds) / 64
     return {"spec": spec, "mmac": macs / 1e6, "cpu_ms": 1000 * per_example, "gflops": 2 * macs / per_example / 1e9,
             "shares": {kind: value / sum(totals.values()) for kind, value in totals.items()}}
 
 
-def _gflops(run: Callable[[], object], flops: float, repeats: int = 20) -> float:
+def _median_cpu_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Median CPU seconds of ``run()`` over ``repeats`` calls, after one warm-up call."""
     run()
     seconds = []
     for _ in range(repeats):
         start = time.process_time()
         run()
         seconds.append(time.process_time() - start)
-    return flops / statistics.median(seconds) / 1e9
+    return statistics.median(seconds)
+
+
+def _gflops(run: Callable[[], object], flops: float, repeats: int = 20) -> float:
+    return flops / _median_cpu_seconds(run, repeats) / 1e9
 
 
 def reference_rates() -> dict[str, float]:
