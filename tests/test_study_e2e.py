@@ -9,6 +9,7 @@ be identical (same seeds, same numbers whichever executor) and the finished jobs
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -166,7 +167,15 @@ def test_resume_after_kill_matches_straight_run(runs) -> None:
     assert facts["stages"]["teacher"]["reused"] is True
     assert facts["stages"]["distillation"]["jobs_reused"] >= 2
     assert all(not s["reused"] for name, s in facts["stages"].items() if name != "teacher")
-    assert json.loads((root / "straight" / "run.json").read_text())["executor"]["kind"] == "RayExecutor"
+    straight = json.loads((root / "straight" / "run.json").read_text())
+    assert straight["executor"]["kind"] == "RayExecutor"
+    # the plan of a resumed invocation counts only the jobs it ran
+    assert 0 < facts["planned_wall_seconds"] < straight["planned_wall_seconds"]
+    for run in (facts, straight):
+        load = run["load"]
+        assert 0 <= load["start"] <= load["peak"] and load["end"] <= load["peak"]
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run["environment"]["commit"])
+    assert "actual/planned" in (root / "straight" / "report.md").read_text()
 
 
 def test_seeds_give_different_models(runs) -> None:

@@ -334,6 +334,24 @@ def claims_section(doc: Document, claims: list[Claim], caveats: list[str]) -> No
         doc.add(Paragraph(f"{i}. **{claim.verdict}**. {claim.evidence}"))
 
 
+def _commit(commit: str | None) -> str:
+    return f", source commit {commit}" if commit else ""
+
+
+def _against_plan(run: RunFacts) -> str:
+    planned = run.planned_wall_seconds
+    if not planned:
+        return ""
+    return f" (planned {planned:.0f} s: actual/planned {run.wall_seconds / planned:.2f})"
+
+
+def _load(run: RunFacts) -> str:
+    if run.load is None:
+        return ""
+    return (f"; one-minute load average {run.load.start:.2f} at the start, {run.load.peak:.2f} at most, "
+            f"{run.load.end:.2f} at the end ({run.environment.cpu_count} CPUs)")
+
+
 def run_facts_section(doc: Document, run: RunFacts | None) -> None:
     doc.add(Heading("Run facts"))
     if run is None:
@@ -342,7 +360,8 @@ def run_facts_section(doc: Document, run: RunFacts | None) -> None:
     doc.add(Paragraph(f"Seeds {', '.join(map(str, seeds))} (a stage's own figures show seed {seeds[0]}); "
                       f"shallowcert {env.shallowcert}, Python {env.python}, "
                       f"torch {env.torch}, numpy {env.numpy}; {env.platform}, {env.cpu_count} CPUs "
-                      f"({env.torch_threads} torch threads). Wall time of this invocation: {run.wall_seconds:.0f} s."))
+                      f"({env.torch_threads} torch threads){_commit(env.commit)}. Wall time of this invocation: "
+                      f"{run.wall_seconds:.0f} s{_against_plan(run)}{_load(run)}."))
     doc.add(Table("Table R.1", "Time per stage: the sum of its jobs' seconds over every seed (reused jobs keep the "
                   "time of the run that built them).", ["stage", "title", "seconds", "reused"],
                   [[name, s.title, s.seconds, s.reused] for name, s in run.stages.items()]))

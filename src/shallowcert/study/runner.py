@@ -16,6 +16,7 @@ is collected, ``results.json`` and the manifest complete the stage.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -37,7 +38,8 @@ from shallowcert.study.context import StageContext, cached_study_dataset
 from shallowcert.study.costs import CostModel
 from shallowcert.study.executors import Executor, LocalExecutor
 from shallowcert.study.jobs import Job, JobCall, JobRecord, job_fingerprint
-from shallowcert.study.record import Record, RecordError
+from shallowcert.study.machine import LoadMonitor, MachineLoad, source_commit
+from shallowcert.study.record import OMIT_NONE, Record, RecordError
 from shallowcert.study.stage import JobResults, Stage, StageName
 from shallowcert.study.store import RESULTS, RESULTS_FORMAT, ArtifactStore, fingerprint
 
@@ -96,6 +98,7 @@ class Environment(Record):
     processor: str
     cpu_count: int | None
     torch_threads: int
+    commit: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -120,19 +123,24 @@ class StageFacts(Record):
 
 @dataclass(frozen=True)
 class RunFacts(Record):
-    """``run.json``: the config, environment, executor, stages and wall time (seconds)."""
+    """``run.json``: the config, environment, executor, stages and wall time (seconds), the
+    plan's estimate of that wall time for the jobs this invocation ran (seconds on one thread
+    over the parallel jobs) and the machine's load while it ran."""
 
     config: StudyConfig
     environment: Environment
     executor: ExecutorFacts
     stages: dict[str, StageFacts]
     wall_seconds: float
+    planned_wall_seconds: float | None = field(default=None, metadata=OMIT_NONE)
+    load: MachineLoad | None = field(default=None, metadata=OMIT_NONE)
 
 
 def environment() -> Environment:
     import numpy
     return Environment(__version__, platform.python_version(), torch.__version__, numpy.__version__,
-                       platform.platform(), platform.processor(), os.cpu_count(), torch.get_num_threads())
+                       platform.platform(), platform.processor(), os.cpu_count(), torch.get_num_threads(),
+                       source_commit())
 
 
 @dataclass
@@ -188,6 +196,10 @@ class _Study:
 
     def dataset(self) -> Dataset:
         return cached_study_dataset(self.config.data)
+
+    def cost_to_run(self) -> float:
+        """The planned one-thread seconds of the jobs not reused."""
+        return sum(job.cost for unit in self.units for job in unit.jobs.values() if job.name not in unit.reused)
 
     def manifest_print(self, stage: Stage) -> str:
         return manifest_fingerprint(self.prints[stage.name], self.config.seeds)
@@ -265,7 +277,7 @@ class _Progress:
 
     def __init__(self, study: _Study, parallelism: int, enabled: bool) -> None:
         jobs = [(u, j) for u in study.units for j in u.jobs.values()]
-        self.left = sum(j.cost for u, j in jobs if j.name not in u.reused)
+        self.left = study.cost_to_run()
         self.parallelism = parallelism
         self.planned = self.took = 0.0
         self.bar = tqdm(total=len(jobs), initial=sum(len(u.reused) for u in study.units), unit="job",
@@ -310,15 +322,17 @@ def run_study(config: StudyConfig, run_dir: str | Path, *, resume: bool = False,
                 log.info("stage %-13s complete and valid: reused", stage.name)
             else:
                 study.store.begin(stage.name, study.prints[stage.name])
-        _run_jobs(study, executor, _Progress(study, executor.parallelism, progress))
+        planned, load = study.cost_to_run() / executor.parallelism, LoadMonitor()
+        _run_jobs(study, executor, _Progress(study, executor.parallelism, progress), load)
         facts = _facts(study, config, executor, time.perf_counter() - start)
+        facts = dataclasses.replace(facts, planned_wall_seconds=round(planned, 1), load=load.summary())
     finally:
         executor.close()
     atomic.write_json(root / RUN_FILE, facts.to_json())
     return facts
 
 
-def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
+def _run_jobs(study: _Study, executor: Executor, progress: _Progress, load: LoadMonitor) -> None:
     pending = [(u, j) for u in study.units for j in u.jobs.values() if j.name not in u.reused]
     running = 0
     try:
@@ -339,6 +353,7 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress) -> None:
                 unit.results[call.job.name] = call.job.read_result(record)
                 unit.seconds += record["seconds"]
                 progress.finished(call.job, record["seconds"])
+                load.sample()
                 log.debug("job %s/seed-%d/%s done in %.1f s", call.stage, call.seed, call.job.name, record["seconds"])
             study.collect_ready_units()
     finally:
