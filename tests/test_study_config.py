@@ -136,5 +136,33 @@ def test_exact_jobs_follow_exact_points(tmp_path: Path, points: int, exact_point
     jobs = {job.name: job for job in certification.STAGE.jobs(ctx, _FreeCosts())}
     exact = sorted(name for name in jobs if name.startswith("exact-"))
     assert config.certification.exact_count() == expected
-    assert exact == ([] if expected == 0 else sorted(f"exact-{m}" for m in certification.MODELS))
+    assert exact == ([] if expected == 0 else sorted(f"exact-{m}" for m in certification.ROLES))
     assert all(jobs[name].after == (name[len("exact-"):],) for name in exact)
+
+
+def test_the_distillation_teacher_adds_its_own_models(tmp_path: Path) -> None:
+    from shallowcert.study.context import StageContext
+    from shallowcert.study.stages import certification
+    from shallowcert.study.store import ArtifactStore
+
+    path = tmp_path / "study.yaml"
+    path.write_text("certification:\n  teachers: [cert-teacher, distillation-teacher]\n  exact_points: 1\n")
+    config = load_config(path)
+    ctx = StageContext(config, ArtifactStore(tmp_path / "run"), "certification", 0, lambda: None)
+    jobs = {job.name: job for job in certification.STAGE.jobs(ctx, _FreeCosts())}
+    deep = sorted(name for name in jobs if "deep-" in name)
+    assert deep == sorted(f"{step}deep-{role}" for step in ("", "certify-", "exact-") for role in certification.ROLES)
+    assert jobs["deep-teacher-normal"].run is certification.copy_distillation_teacher  # stage 1's teacher, as is
+    assert jobs["deep-teacher-robust"].args == {"kind": certification.TeacherKind.DISTILLATION}
+    assert jobs["deep-student-robust"].after == ("deep-teacher-robust",)
+    assert config.certification.spec(certification.TeacherKind.DISTILLATION, "teacher-robust",
+                                     distillation_teacher=config.teacher.spec) == config.teacher.spec
+
+
+@pytest.mark.parametrize("teachers, message", [("[]", "must not be empty"), ("[deep]", "must be one of"),
+                                               ("[cert-teacher, cert-teacher]", "every teacher must appear once")])
+def test_bad_teacher_lists_are_refused(tmp_path: Path, teachers: str, message: str) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text(f"certification:\n  teachers: {teachers}\n")
+    with pytest.raises(UserError, match=message):
+        load_config(path)

@@ -18,10 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from shallowcert.report.results import correct_per_point, radii_columns, read_stage
 from shallowcert.study.stage import StageName
-from shallowcert.study.stages.certification import CertificationResults
+from shallowcert.models import load_model
+from shallowcert.models.spec import expand
+from shallowcert.study.stages.certification import ROLES, CertificationResults
 from shallowcert.study.stages.teacher import TeacherResults
 
 TINY = """
@@ -33,6 +36,7 @@ students: {snn: [8], scnn1: [2], scnn2: ["2-2"], training: {epochs: 1, batch_siz
 temperature: {scnn2: ["2-2"], temperatures: [1.0, 4.0]}
 attacks: {eps: [0.0, 0.05, 0.1], steps: 3, points: 30}
 certification:
+  teachers: [cert-teacher, distillation-teacher]
   teacher_spec: "cert-teacher:4-4-8-8-16"
   student_spec: "snn:16"
   eps: 0.02
@@ -114,7 +118,7 @@ def test_report_has_every_section(runs) -> None:
         assert label in markdown
     assert html.count("data:image/png;base64,") >= 8  # figures are embedded: self-contained
     claims = json.loads((root / "straight" / "report.json").read_text())["claims"]
-    assert len(claims) == 6 and all(c["holds"] in (True, False, None) for c in claims)
+    assert len(claims) == 8 and all(c["holds"] in (True, False, None) for c in claims)  # 4 and 5 per teacher
     # every claim was tested: decided, or undecided by its test (within noise), or nothing was pruned
     assert all(c["holds"] is not None or c["test"] or "no filter" in c["evidence"] for c in claims), claims
     assert all(c["verdict"] != "undecided" or "no filter" in c["evidence"] for c in claims)
@@ -127,6 +131,32 @@ def test_certified_points_resist_the_attack(runs) -> None:
     for model, cert in [(model, cert) for cert in by_seed.values() for model in cert["models"]]:
         pgd = dict(zip(model["pgd"]["eps"], model["pgd"]["robust_accuracy"]))
         assert model["certified_accuracy"] <= pgd[cert["eps"]] + 1e-12, model["name"]
+
+
+def test_the_distillation_teacher_itself_is_certified(runs) -> None:
+    """``teachers: [cert-teacher, distillation-teacher]``: stage 6 certifies stage 1's max-pool
+    teacher itself (the very weights distilled), its robust twin and their students."""
+    run = runs[0] / "straight"
+    teacher = read_stage(run, StageName.TEACHER, TeacherResults)
+    certification = read_stage(run, StageName.CERTIFICATION, CertificationResults)
+    assert teacher is not None and certification is not None
+    for seed in certification.seeds:
+        rows = {m.name: m for m in certification.by_seed[seed].models}
+        assert {name: m.kind.value for name, m in rows.items()} == {
+            **{role: "cert-teacher" for role in ROLES}, **{f"deep-{role}": "distillation-teacher" for role in ROLES}}
+        distilled = load_model(run / "teacher" / f"seed-{seed}" / "teacher").model.state_dict()
+        copied = load_model(run / "certification" / f"seed-{seed}" / "deep-teacher-normal").model.state_dict()
+        assert distilled.keys() == copied.keys() and all(torch.equal(distilled[k], copied[k]) for k in distilled)
+        spec = teacher.by_seed[seed].teacher.spec
+        assert rows["deep-teacher-normal"].spec == rows["deep-teacher-robust"].spec == spec
+        assert "mp" in expand(spec)  # a max-pool network, certified by the engine's pool relaxation
+        assert rows["deep-teacher-normal"].clean_accuracy == pytest.approx(
+            correct_per_point(teacher, seed, teacher.by_seed[seed].teacher)[:certification.first.n].mean())
+    markdown = (run / "report.md").read_text()
+    table = markdown[markdown.index("Table 8.19"):markdown.index("Table 8.20")]
+    assert "| teacher |" in table and "distillation-teacher" in table and "cert-teacher" in table
+    claims = json.loads((run / "report.json").read_text())["claims"]
+    assert sum("distillation teacher itself" in c["statement"] for c in claims) == 2
 
 
 def test_exact_radius_never_below_the_certified_one(runs) -> None:

@@ -32,10 +32,11 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, plt.Axe
     return fig, ax
 
 
-def new_panels(columns: int, width: float = 6.0, height: float = 4.0) -> tuple[Figure, list[plt.Axes]]:
-    """A figure with ``columns`` side-by-side axes."""
-    fig, axes = pyplot().subplots(1, columns, figsize=(width, height), dpi=100, squeeze=False)
-    return fig, list(axes[0])
+def new_panels(columns: int, width: float = 6.0, height: float = 4.0, *,
+               rows: int = 1) -> tuple[Figure, list[plt.Axes]]:
+    """A figure with ``rows`` × ``columns`` axes, returned row by row."""
+    fig, axes = pyplot().subplots(rows, columns, figsize=(width, height), dpi=100, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:

@@ -15,17 +15,19 @@ import numpy as np
 
 from shallowcert.figures import new_panels, save_figure
 
-PAIRS = (("teacher-normal", "student-normal"), ("teacher-robust", "student-robust"))
+Pair = tuple[str, str]  # (teacher, the student distilled from it): model names of stage 6
 COLOURS = {"teacher": "tab:blue", "student": "tab:orange"}
 
 
-def plot_area_pairs(radii: dict[str, list[np.ndarray]], path: Path, *, eps: float) -> None:
-    """Write the PNG: ``radii[model]`` holds one array of radii (input units) per seed; a dotted
-    line marks the certification radius ``eps``."""
-    fig, axes = new_panels(len(PAIRS), width=11.0, height=4.0)
-    for ax, pair in zip(axes, PAIRS):
+def plot_area_pairs(radii: dict[str, list[np.ndarray]], rows: list[list[Pair]], path: Path, *, eps: float) -> None:
+    """Write the PNG, one panel per pair, one line of panels per list in ``rows`` (one teacher
+    kind each, every list as long): ``radii[model]`` holds one array of radii (input units) per
+    seed; a dotted line marks the certification radius ``eps``."""
+    columns = len(rows[0])
+    fig, axes = new_panels(columns, width=5.5 * columns, height=4.0 * len(rows), rows=len(rows))
+    for ax, pair in zip(axes, [pair for row in rows for pair in row]):
         for name in pair:
-            colour = COLOURS[name.split("-")[0]]
+            colour = COLOURS["teacher" if "teacher" in name else "student"]
             for seed, values in enumerate(radii[name]):
                 ordered = np.sort(values)[::-1]
                 fraction = np.arange(1, len(ordered) + 1) / len(ordered)

@@ -15,6 +15,10 @@ every claim is decided by the two-level (seeds, then points) bootstrap 95% inter
   its comparisons hold, fails when more than half fail; its effect is the mean difference
   over the comparisons, with its own interval.
 
+Claims 4 and 5 (a student's certification area against its teacher's) are checked once per
+teacher that stage 6 certified: the certification teacher and, when configured, the
+distillation teacher itself (:class:`~shallowcert.study.stages.certification.TeacherKind`).
+
 Anything else is *undecided (difference within noise)*, and says the effect seen and roughly
 how many seeds or points would decide it (:func:`shallowcert.report.stats.decision_size`); a
 claim is also undecided when a stage is missing. Accuracies are test accuracies; choices
@@ -29,6 +33,7 @@ accuracy less than halfway from chance to 1), a config marked as a trial.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
@@ -39,7 +44,7 @@ from shallowcert.report.results import RunResults, common_seeds, correct_per_poi
 from shallowcert.report.stats import (Interval, decide_interval, describe_interval, describe_mcnemar,
                                       describe_undecided, majority, mcnemar_exact, paired_bootstrap)
 from shallowcert.study.stage import StageName
-from shallowcert.study.stages.certification import CertifiedRow
+from shallowcert.study.stages.certification import CertifiedRow, TeacherKind
 from shallowcert.study.stages.improvement import ImprovementRow, Variant
 
 Verdict = tuple[bool | None, str, str, Interval | None, float]  # holds, evidence, test, effect, its threshold
@@ -155,7 +160,7 @@ def pruning_keeps_accuracy(results: RunResults) -> Verdict:
 RADIUS_TEST = f"{BOOTSTRAP} of the paired mean certified-radius difference"
 
 
-def _radius_comparison(results: RunResults, larger: str, smaller: str) -> Verdict:
+def _radius_comparison(results: RunResults, *, larger: str, smaller: str) -> Verdict:
     """Decide "mean radius of ``larger`` > mean radius of ``smaller``" on the same test points."""
     stage = need(results.certification)
     rows = {name: [_one(stage.by_seed[s].models, lambda r: r.name == name, f"name {name}") for s in stage.seeds]
@@ -186,14 +191,6 @@ def _radius_comparison(results: RunResults, larger: str, smaller: str) -> Verdic
                    f" → {WORDS[holds]}"), RADIUS_TEST, interval, 0.0
 
 
-def normal_student_larger_area(results: RunResults) -> Verdict:
-    return _radius_comparison(results, "student-normal", "teacher-normal")
-
-
-def robust_student_smaller_area(results: RunResults) -> Verdict:
-    return _radius_comparison(results, "teacher-robust", "student-robust")
-
-
 def retraining_beats_straight_robust(results: RunResults) -> Verdict:
     stage = need(results.improvement)
     variants = (Variant.RETRAINED, Variant.SCRATCH)
@@ -218,27 +215,43 @@ class ClaimCheck:
     decide: Callable[[RunResults], Verdict]
 
 
-CLAIMS: tuple[ClaimCheck, ...] = (
-    ClaimCheck("Distilled students are more accurate than the same architectures trained on hard labels.",
-               (StageName.DISTILLATION, StageName.TEACHER), distilled_beat_controls),
-    ClaimCheck("Temperature distillation (T chosen on validation) beats logits matching.", (StageName.TEMPERATURE,),
-               temperature_beats_logits),
-    ClaimCheck("L1 filter pruning removes parameters while keeping accuracy (test drop at most 1 point).",
-               (StageName.PRUNING, StageName.DISTILLATION, StageName.TEMPERATURE), pruning_keeps_accuracy),
-    ClaimCheck("A student distilled from a normally trained teacher has a larger certification area (average "
-               "certified radius) than its teacher.", (StageName.CERTIFICATION,), normal_student_larger_area),
-    ClaimCheck("A student distilled from a robustly trained teacher has a smaller certification area than its "
-               "teacher.", (StageName.CERTIFICATION,), robust_student_smaller_area),
-    ClaimCheck("Robust retraining of the distilled student beats straight robust training of the same architecture "
-               "(certified accuracy at epsilon).", (StageName.IMPROVEMENT,), retraining_beats_straight_robust),
-)
+def area_claims(kind: TeacherKind) -> tuple[ClaimCheck, ClaimCheck]:
+    """Claims 4 and 5 for the models of teacher ``kind`` (stage 6 certifies one set per teacher)."""
+    teacher = "" if kind is TeacherKind.CERT else f" ({kind.describe()})"
+    normal, robust = (partial(_radius_comparison, larger=kind.model("student-normal"),
+                              smaller=kind.model("teacher-normal")),
+                      partial(_radius_comparison, larger=kind.model("teacher-robust"),
+                              smaller=kind.model("student-robust")))
+    return (ClaimCheck(f"A student distilled from a normally trained teacher{teacher} has a larger certification "
+                       "area (average certified radius) than its teacher.", (StageName.CERTIFICATION,), normal),
+            ClaimCheck(f"A student distilled from a robustly trained teacher{teacher} has a smaller certification "
+                       "area than its teacher.", (StageName.CERTIFICATION,), robust))
+
+
+def claim_checks(kinds: list[TeacherKind]) -> list[ClaimCheck]:
+    """The study's claims in order, claims 4 and 5 once per teacher kind in ``kinds``."""
+    return [
+        ClaimCheck("Distilled students are more accurate than the same architectures trained on hard labels.",
+                   (StageName.DISTILLATION, StageName.TEACHER), distilled_beat_controls),
+        ClaimCheck("Temperature distillation (T chosen on validation) beats logits matching.",
+                   (StageName.TEMPERATURE,), temperature_beats_logits),
+        ClaimCheck("L1 filter pruning removes parameters while keeping accuracy (test drop at most 1 point).",
+                   (StageName.PRUNING, StageName.DISTILLATION, StageName.TEMPERATURE), pruning_keeps_accuracy),
+        *(check for kind in kinds for check in area_claims(kind)),
+        ClaimCheck("Robust retraining of the distilled student beats straight robust training of the same "
+                   "architecture (certified accuracy at epsilon).", (StageName.IMPROVEMENT,),
+                   retraining_beats_straight_robust),
+    ]
 
 
 def check_claims(results: RunResults) -> list[Claim]:
-    """Every claim of :data:`CLAIMS`, decided on ``results`` (undecided where a stage is missing);
-    an undecided claim's evidence ends with what would decide it."""
+    """Every claim of :func:`claim_checks` for the teachers stage 6 certified, decided on
+    ``results`` (undecided where a stage is missing); an undecided claim's evidence ends with
+    what would decide it."""
+    certification = results.certification
+    kinds = certification.first.teacher_kinds() if certification is not None else [TeacherKind.CERT]
     claims = []
-    for check in CLAIMS:
+    for check in claim_checks(kinds):
         absent = [s for s in check.stages if results.stage(s) is None]
         if absent:
             claims.append(Claim(check.statement, None, f"stage(s) {', '.join(absent)} not run"))
@@ -278,7 +291,8 @@ def caveats(results: RunResults, *, trial: bool) -> list[str]:
         labels = radii_columns(certification, seed, certification.first.models[0], ["label"])[0]
         chance = 1.0 / (int(labels.max()) + 1)  # classes: the labels seen on the certified points
         floor = chance + CHANCE_FRACTION * (1.0 - chance)
-        for name in ("teacher-normal", "teacher-robust"):
+        for name in (k.model(role) for k in certification.first.teacher_kinds()
+                     for role in ("teacher-normal", "teacher-robust")):
             accuracy = float(np.mean([_with(r.models, "name", name).clean_accuracy
                                       for r in certification.by_seed.values()]))
             if accuracy < floor:

@@ -20,7 +20,7 @@ from shallowcert.report.curves import HasHistory, plot_learning_curves, stage_cu
 from shallowcert.report.document import Claim, Code, Document, Figure, Heading, Paragraph, Table
 from shallowcert.report.exact_gap import HEADERS as GAP_HEADERS
 from shallowcert.report.exact_gap import ExactPoints, gap_row, plot_exact_gap, shown_models
-from shallowcert.report.areas import PAIRS, plot_area_pairs
+from shallowcert.report.areas import plot_area_pairs
 from shallowcert.report.results import RunResults, StageResults, radii_columns
 from shallowcert.report.stats import signed
 from shallowcert.study.record import Record
@@ -186,11 +186,11 @@ def attacks_section(doc: Document, results: RunResults, run_dir: Path) -> None:
 
 
 def _cert_rows(models: list[CertifiedRow]) -> Rows:
-    return [[m.name, m.spec, m.clean_accuracy, m.certified_accuracy, m.robust_error_bound, m.mean_radius,
-             m.mean_true_label_radius] for m in models]
+    return [[m.kind.value, m.name, m.spec, m.clean_accuracy, m.certified_accuracy, m.robust_error_bound,
+             m.mean_radius, m.mean_true_label_radius] for m in models]
 
 
-CERT_HEADERS = ["model", "spec", "clean acc", "certified acc at ε", "robust error bound", "average radius",
+CERT_HEADERS = ["teacher", "model", "spec", "clean acc", "certified acc at ε", "robust error bound", "average radius",
                 "average radius, true label"]
 
 
@@ -216,11 +216,14 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
                       "Radii are the largest ε at which the certificate was computed and held for the predicted "
                       "class (the thesis' certification area); the last column counts misclassified points as "
                       "radius 0."))
-    doc.add(seed_table("Table 8.19", "Normally trained certification teacher and its distilled student.",
+    kinds = c.teacher_kinds()
+    doc.add(Paragraph("Teachers: " + "; ".join(f"'{k.value}' is {k.describe()}" for k in kinds) + ". The "
+                      "'teacher' column says which one a row descends from."))
+    doc.add(seed_table("Table 8.19", "Normally trained teachers and their distilled students.",
                        CERT_HEADERS, _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("normal")]))))
-    doc.add(seed_table("Table 8.20", f"Robustly trained teacher ({training_method(c.train_method)}, ε={c.eps:g}) "
-                       "and its distilled student.", CERT_HEADERS,
+    doc.add(seed_table("Table 8.20", f"Robustly trained teachers ({training_method(c.train_method)}, ε={c.eps:g}) "
+                       "and their distilled students.", CERT_HEADERS,
                        _per_seed(stage, lambda r: _cert_rows(
                            [m for m in r.models if m.name.endswith("robust")]))))
     area_pairs(doc, stage, run_dir)
@@ -237,12 +240,15 @@ def certification_section(doc: Document, results: RunResults, run_dir: Path) -> 
 
 def area_pairs(doc: Document, stage: StageResults[CertificationResults], run_dir: Path) -> None:
     """Figure 8.18: each teacher's certification area overlaid with its student's (:mod:`shallowcert.report.areas`)."""
+    kinds = stage.first.teacher_kinds()
+    rows = [[(k.model(f"teacher-{t}"), k.model(f"student-{t}")) for t in ("normal", "robust")] for k in kinds]
     radii = {name: [radii_columns(stage, seed, _model(stage, seed, name), ["radius"])[0] for seed in stage.seeds]
-             for pair in PAIRS for name in pair}
+             for row in rows for pair in row for name in pair}
     path = run_dir / "figures" / "certification-areas.png"
-    plot_area_pairs(radii, path, eps=stage.first.eps)
-    doc.add(Figure("Figure 8.18", f"Certification areas overlaid: each certification teacher and the student "
-                   f"distilled from it, certified radii of the predicted class on the same {stage.first.n} test points "
+    plot_area_pairs(radii, rows, path, eps=stage.first.eps)
+    doc.add(Figure("Figure 8.18", "Certification areas overlaid: each teacher and the student distilled from it "
+                   f"(one line of panels per teacher: {'; '.join(k.describe() for k in kinds)}), certified radii "
+                   f"of the predicted class on the same {stage.first.n} test points "
                    f"sorted in decreasing order ('{stage.first.method}' bound, {stage.first.dtype}); the area under a "
                    f"curve is the mean radius; dotted: ε={stage.first.eps:g}; {len(stage.seeds)} seed(s), the first "
                    "solid.", path))

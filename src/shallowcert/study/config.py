@@ -25,7 +25,7 @@ from shallowcert.study.record import Record
 from shallowcert.study.schema import (Field, Schema, at_least, between, greater_than, non_empty, one_of,
                                       all_of, validate)
 from shallowcert.study.stages.attacks import AttacksConfig
-from shallowcert.study.stages.certification import CertificationConfig
+from shallowcert.study.stages.certification import CertificationConfig, TeacherKind
 from shallowcert.study.stages.improvement import ImprovementConfig
 from shallowcert.study.stages.pruning import PruningConfig
 from shallowcert.study.stages.teacher import StudentsConfig, TeacherConfig
@@ -104,6 +104,10 @@ SCHEMA: Schema = {
         "points": Field("int", 1000, at_least(1), "first N test points"),
     },
     "certification": {
+        "teachers": Field("list[str]", [TeacherKind.CERT.value],
+                          all_of(non_empty, one_of(*(k.value for k in TeacherKind))),
+                          "whose models are certified: cert-teacher (teacher_spec, ReLU-only) and/or "
+                          "distillation-teacher (stage 1's teacher itself, max-pools included)"),
         "teacher_spec": Field("str", "cert-teacher"),
         "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
         "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
@@ -148,6 +152,9 @@ def _semantic_checks(config: StudyConfig) -> list[str]:
             errors.append(f"{where}: {exc}")
     if len(set(config.seeds)) != len(config.seeds):
         errors.append(f"seeds: every seed must appear once, got {config.seeds}")
+    teachers = [k.value for k in config.certification.teachers]
+    if len(set(teachers)) != len(teachers):
+        errors.append(f"certification.teachers: every teacher must appear once, got {teachers}")
     if not config.students.specs():
         errors.append("students: at least one student width is needed")
     return errors

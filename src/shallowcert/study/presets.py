@@ -7,11 +7,12 @@
   epochs (test accuracy 0.877 on seed 0, measured alone) against 4 for the hard-label
   controls (0.818 to 0.834 at the base commit), so that it beats every control.
 * ``fashion-mnist``: the full chain on Fashion-MNIST with 3 seeds, sized for about 2.5 hours
-  on a 2-core machine (Ray, 2 jobs): ``--plan`` says 16,770 one-thread CPU seconds, 8,380 s
+  on a 2-core machine (Ray, 2 jobs): ``--plan`` says 14,330 one-thread CPU seconds, 7,160 s
   on 2 workers. Certification on 1,000 test points at eps 0.1, the robust teacher trained
-  with CROWN-IBP (ramps over 3 of 16 epochs, then IBP): it reached the verified error of
+  with CROWN-IBP (ramps over 8 of 24 epochs, then IBP): it reached the verified error of
   ``dual-projected`` in the same training time and its IBP epochs cost a tenth of a projected
-  one (benchmarks/README.md); exact radii of 10 points per model, 5 s each.
+  one (benchmarks/README.md); exact radii of 10 points per model, 5 s each. The run itself
+  and its report are in ``examples/fashion-mnist/``.
 * ``thesis-svhn`` / ``thesis-cifar10``: the thesis' architectures, width sweeps,
   temperature grid (0.1 to 5) and epsilons; they need the user's data files.
 """

@@ -1,6 +1,6 @@
 """Stage 7: improving the robust student — thesis tables 8.21-8.24.
 
-Starting from the robust certification teacher, the shallow student architecture is made
+Starting from the robust teacher of stage 6 (its first ``certification.teachers``), the shallow student architecture is made
 robust in five ways, all evaluated on the same test points at the same epsilon:
 logits distillation (from stage 6), temperature distillation, robust retraining of the
 distilled student for a few epochs, straight robust training from scratch, and
@@ -20,6 +20,7 @@ from typing import Callable
 from torch import nn
 
 from shallowcert.distill import DistillMethod, distill_student
+from shallowcert.models.checkpoint import ModelDir
 from shallowcert.study.context import History, ModelRow, StageContext, TrainingConfig
 from shallowcert.study.costs import CostModel
 from shallowcert.study.jobs import Job
@@ -83,14 +84,19 @@ Made = tuple[nn.Module, History | None]  # a variant's model and its learning cu
 RETRAIN_WARMUP = 1  # epochs of warm-up when the distilled student is trained robustly
 
 
+def _certified(ctx: StageContext, role: str) -> ModelDir:
+    """Stage 6's model ``role`` of its first teacher (``certification.teachers[0]``)."""
+    return ctx.load(StageName.CERTIFICATION, ctx.config.certification.teachers[0].model(role))
+
+
 def _logits(ctx: StageContext) -> Made:
-    loaded = ctx.load(StageName.CERTIFICATION, "student-robust")
+    loaded = _certified(ctx, "student-robust")
     return loaded.model, loaded.metrics.get("history")
 
 
 def _retrained(ctx: StageContext) -> Made:
     cert, section = ctx.config.certification, ctx.config.improvement
-    model = ctx.load(StageName.CERTIFICATION, "student-robust").model
+    model = _certified(ctx, "student-robust").model
     fit = train_robust(ctx, model, eps=cert.eps, method=cert.train_method, warmup_epochs=RETRAIN_WARMUP,
                        config=ctx.fit_config(section.training, epochs=section.retrain_epochs))
     return model, fit.history
@@ -105,7 +111,7 @@ def _scratch(ctx: StageContext) -> Made:
 
 
 def _distilled(ctx: StageContext, method: DistillMethod) -> Made:
-    model, fit = distill_student(ctx.load(StageName.CERTIFICATION, "teacher-robust").model,
+    model, fit = distill_student(_certified(ctx, "teacher-robust").model,
                                  ctx.config.certification.student_spec, ctx.dataset, method=method,
                                  config=ctx.fit_config(ctx.config.improvement.training), cache_dir=ctx.cache_dir,
                                  device=ctx.device)
