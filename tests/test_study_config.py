@@ -153,7 +153,8 @@ def test_the_distillation_teacher_adds_its_own_models(tmp_path: Path) -> None:
     deep = sorted(name for name in jobs if "deep-" in name)
     assert deep == sorted(f"{step}deep-{role}" for step in ("", "certify-", "exact-") for role in certification.ROLES)
     assert jobs["deep-teacher-normal"].run is certification.copy_distillation_teacher  # stage 1's teacher, as is
-    assert jobs["deep-teacher-robust"].args == {"kind": certification.TeacherKind.DISTILLATION}
+    assert jobs["deep-teacher-robust"].args == {"teacher": certification.TeacherKind.DISTILLATION}
+    assert jobs["teacher-robust"].args == {} and jobs["student-normal"].args == {"kind": "normal"}
     assert jobs["deep-student-robust"].after == ("deep-teacher-robust",)
     assert config.certification.spec(certification.TeacherKind.DISTILLATION, "teacher-robust",
                                      distillation_teacher=config.teacher.spec) == config.teacher.spec
@@ -166,3 +167,13 @@ def test_bad_teacher_lists_are_refused(tmp_path: Path, teachers: str, message: s
     path.write_text(f"certification:\n  teachers: {teachers}\n")
     with pytest.raises(UserError, match=message):
         load_config(path)
+
+
+def test_a_config_without_teachers_keeps_its_fingerprints() -> None:
+    """``teachers`` left out means the certification teacher alone, and stays out of the JSON
+    the stage fingerprints hash: a run made before the key existed resumes without redoing work."""
+    from shallowcert.study.stages.certification import TeacherKind
+
+    config = load_config(preset="fashion-mnist")
+    assert "teachers" not in config.certification.to_json()
+    assert config.certification.teacher_kinds() == [TeacherKind.CERT]

@@ -104,10 +104,6 @@ SCHEMA: Schema = {
         "points": Field("int", 1000, at_least(1), "first N test points"),
     },
     "certification": {
-        "teachers": Field("list[str]", [TeacherKind.CERT.value],
-                          all_of(non_empty, one_of(*(k.value for k in TeacherKind))),
-                          "whose models are certified: cert-teacher (teacher_spec, ReLU-only) and/or "
-                          "distillation-teacher (stage 1's teacher itself, max-pools included)"),
         "teacher_spec": Field("str", "cert-teacher"),
         "student_spec": Field("str", "layers:c16k4s2p1,relu,flat,fc"),
         "eps": Field("float", 0.1, greater_than(0), "robust-training / certification epsilon"),
@@ -126,6 +122,10 @@ SCHEMA: Schema = {
                               "certified points (capped at 'points'); 0: no exact radii"),
         "exact_time_limit": Field("float", 20.0, greater_than(0), "seconds per point for the exact radius"),
         "pgd_eps": Field("list[float]", [0.0, 0.05, 0.1, 0.15, 0.2], all_of(non_empty, between(0.0, 1.0))),
+        "teachers": Field("list[str]?", None, all_of(non_empty, one_of(*(k.value for k in TeacherKind))),
+                          "whose models are certified: cert-teacher (teacher_spec, ReLU-only) and/or "
+                          "distillation-teacher (stage 1's teacher itself, max-pools included); "
+                          "not given: cert-teacher"),
     },
     "improvement": {
         "temperature": Field("float", 2.0, greater_than(0)),
@@ -152,7 +152,7 @@ def _semantic_checks(config: StudyConfig) -> list[str]:
             errors.append(f"{where}: {exc}")
     if len(set(config.seeds)) != len(config.seeds):
         errors.append(f"seeds: every seed must appear once, got {config.seeds}")
-    teachers = [k.value for k in config.certification.teachers]
+    teachers = [k.value for k in config.certification.teacher_kinds()]
     if len(set(teachers)) != len(teachers):
         errors.append(f"certification.teachers: every teacher must appear once, got {teachers}")
     if not config.students.specs():

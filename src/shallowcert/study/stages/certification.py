@@ -70,7 +70,6 @@ class CertificationConfig(Record):
     certified, the radius search's relative tolerance, and the exact radii (how many
     points, seconds per point), the PGD epsilons."""
 
-    teachers: list[TeacherKind]
     teacher_spec: str
     student_spec: str
     eps: float
@@ -86,6 +85,12 @@ class CertificationConfig(Record):
     exact_points: int
     exact_time_limit: float
     pgd_eps: list[float]
+    teachers: list[TeacherKind] | None = field(default=None, metadata=OMIT_NONE)
+
+    def teacher_kinds(self) -> list[TeacherKind]:
+        """``teachers``; when not given, the certification teacher alone (left out of the JSON
+        then, so a config without it keeps the fingerprints of runs made before it existed)."""
+        return self.teachers or [TeacherKind.CERT]
 
     def spec(self, kind: TeacherKind, role: str, *, distillation_teacher: str) -> str:
         """The architecture of ``kind``'s model ``role``; ``distillation_teacher``: stage 1's spec."""
@@ -154,33 +159,36 @@ def copy_distillation_teacher(ctx: StageContext) -> ModelRow:
                     history=trained.history)
 
 
-def train_robust_teacher(ctx: StageContext, *, kind: TeacherKind) -> ModelRow:
+def train_robust_teacher(ctx: StageContext, *, teacher: TeacherKind = TeacherKind.CERT) -> ModelRow:
     section = ctx.config.certification
-    spec = section.spec(kind, "teacher-robust", distillation_teacher=ctx.config.teacher.spec)
+    spec = section.spec(teacher, "teacher-robust", distillation_teacher=ctx.config.teacher.spec)
     model = build_seeded(spec, ctx.dataset, ctx.seed).to(ctx.device)
     fit = train_robust(ctx, model, eps=section.eps, method=section.train_method,
                        warmup_epochs=section.warmup_epochs, config=ctx.fit_config(section.robust_training))
-    return ctx.save(kind.model("teacher-robust"), model, spec=spec, fit=fit)
+    return ctx.save(teacher.model("teacher-robust"), model, spec=spec, fit=fit)
 
 
-def distill_from(ctx: StageContext, *, kind: TeacherKind, training: str) -> ModelRow:
-    """The student distilled (logits) from ``kind``'s ``training`` (normal or robust) teacher."""
+def distill_from(ctx: StageContext, *, kind: str, teacher: TeacherKind = TeacherKind.CERT) -> ModelRow:
+    """The student distilled (logits) from ``teacher``'s ``kind`` (normal or robust) model."""
     section = ctx.config.certification
-    student, fit = distill_student(ctx.load(ctx.stage, kind.model(f"teacher-{training}")).model,
+    student, fit = distill_student(ctx.load(ctx.stage, teacher.model(f"teacher-{kind}")).model,
                                    section.student_spec, ctx.dataset, method=DistillMethod("logits"),
                                    config=ctx.fit_config(section.student_training), cache_dir=ctx.cache_dir,
                                    device=ctx.device)
-    return ctx.save(kind.model(f"student-{training}"), student, spec=section.student_spec, fit=fit)
+    return ctx.save(teacher.model(f"student-{kind}"), student, spec=section.student_spec, fit=fit)
 
 
 def model_names(section: CertificationConfig) -> list[tuple[TeacherKind, str]]:
     """Every certification model as (teacher kind, name), in ``teachers`` then :data:`ROLES` order."""
-    return [(kind, kind.model(role)) for kind in section.teachers for role in ROLES]
+    return [(kind, kind.model(role)) for kind in section.teacher_kinds() for role in ROLES]
 
 
 def teacher_jobs(ctx: StageContext, costs: CostModel, kind: TeacherKind) -> list[Job]:
-    """The jobs that make ``kind``'s four models and certify them."""
+    """The jobs that make ``kind``'s four models and certify them; the arguments name the
+    teacher only when it is not the certification teacher (the job fingerprints of runs made
+    before ``teachers`` stay valid)."""
     section = ctx.config.certification
+    teacher = {} if kind is TeacherKind.CERT else {"teacher": kind}
     spec = {role: section.spec(kind, role, distillation_teacher=ctx.config.teacher.spec) for role in ROLES}
     name = {role: kind.model(role) for role in ROLES}
     normal = (Job(name["teacher-normal"], train_normal_teacher, ModelRow, outputs=(name["teacher-normal"],),
@@ -188,11 +196,11 @@ def teacher_jobs(ctx: StageContext, costs: CostModel, kind: TeacherKind) -> list
               if kind is TeacherKind.CERT else
               Job(name["teacher-normal"], copy_distillation_teacher, ModelRow, outputs=(name["teacher-normal"],)))
     found = [normal,
-             Job(name["teacher-robust"], train_robust_teacher, ModelRow, {"kind": kind},
+             Job(name["teacher-robust"], train_robust_teacher, ModelRow, teacher,
                  outputs=(name["teacher-robust"],),
                  cost=costs.robust_training(spec["teacher-robust"], section.robust_training, section.train_method,
                                             warmup_epochs=section.warmup_epochs))]
-    found += [Job(name[f"student-{training}"], distill_from, ModelRow, {"kind": kind, "training": training},
+    found += [Job(name[f"student-{training}"], distill_from, ModelRow, {"kind": training, **teacher},
                   outputs=(name[f"student-{training}"],), cost=costs.training(section.student_spec,
                                                                               section.student_training),
                   after=(name[f"teacher-{training}"],))
@@ -204,7 +212,7 @@ def teacher_jobs(ctx: StageContext, costs: CostModel, kind: TeacherKind) -> list
 
 
 def jobs(ctx: StageContext, costs: CostModel) -> list[Job]:
-    return [job for kind in ctx.config.certification.teachers for job in teacher_jobs(ctx, costs, kind)]
+    return [job for kind in ctx.config.certification.teacher_kinds() for job in teacher_jobs(ctx, costs, kind)]
 
 
 def collect(ctx: StageContext, results: JobResults) -> CertificationResults:
@@ -220,4 +228,4 @@ def collect(ctx: StageContext, results: JobResults) -> CertificationResults:
 
 
 STAGE = Stage(StageName.CERTIFICATION, "Certification of normal and robust teachers and their students",
-              ("certification", "attacks", "teacher"), jobs, collect, CertificationResults)
+              ("certification", "attacks"), jobs, collect, CertificationResults)

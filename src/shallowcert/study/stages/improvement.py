@@ -85,8 +85,8 @@ RETRAIN_WARMUP = 1  # epochs of warm-up when the distilled student is trained ro
 
 
 def _certified(ctx: StageContext, role: str) -> ModelDir:
-    """Stage 6's model ``role`` of its first teacher (``certification.teachers[0]``)."""
-    return ctx.load(StageName.CERTIFICATION, ctx.config.certification.teachers[0].model(role))
+    """Stage 6's model ``role`` of its first teacher (``certification.teachers``)."""
+    return ctx.load(StageName.CERTIFICATION, ctx.config.certification.teacher_kinds()[0].model(role))
 
 
 def _logits(ctx: StageContext) -> Made:
