@@ -222,3 +222,11 @@ def test_a_job_record_in_another_layout_is_redone(tmp_path: Path, config) -> Non
     run_study(config, tmp_path / "run", resume=True, stages=rec.stages(), progress=False)
     assert rec.calls() == ["attacks"]
     assert json.loads(job.read_text())["result"] == {"stage": "attacks", "seed": 0}
+
+
+def test_wall_time_adds_a_start_per_job_and_the_shared_slowdown() -> None:
+    from shallowcert.study.costs import JOB_START, SHARED_SLOWDOWN, wall_seconds
+
+    assert wall_seconds([100.0, 300.0], 1) == pytest.approx(400.0 + 2 * JOB_START)  # alone: no slowdown
+    assert wall_seconds([100.0, 300.0], 2) == pytest.approx((400.0 * SHARED_SLOWDOWN + 2 * JOB_START) / 2)
+    assert wall_seconds([], 2) == 0.0

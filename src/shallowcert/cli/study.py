@@ -12,6 +12,7 @@ from shallowcert.cli.common import add_device_argument, device_from_args, positi
 from shallowcert.errors import UserError
 from shallowcert.report import write_report
 from shallowcert.study.config import StudyConfig, load_config
+from shallowcert.study.costs import wall_seconds
 from shallowcert.study.executors import EXECUTORS, make_executor
 from shallowcert.study.presets import PRESETS
 from shallowcert.study.runner import plan_study, run_study
@@ -72,7 +73,8 @@ def show_plan(config: StudyConfig, args: argparse.Namespace) -> int:
                           "after": list(j.after), "done": j.done} for j in jobs],
                 "jobs_to_run": len(todo), "jobs_done": len(jobs) - len(todo),
                 "estimated_seconds_one_thread": round(total, 1),
-                "parallel_jobs": parallel, "estimated_wall_seconds": round(total / parallel, 1),
-                "note": "upper estimate: maximum epochs, measured training-step times, rough bound-cost factors "
-                        "(shallowcert.study.costs); start-up and data loading not included"})
+                "parallel_jobs": parallel,
+                "estimated_wall_seconds": round(wall_seconds([job.cost_seconds for job in todo], parallel), 1),
+                "note": "maximum epochs, measured training-step times, rough bound-cost factors; the wall time "
+                        "adds a start per job and the slowdown of jobs sharing the machine (shallowcert.study.costs)"})
     return 0

@@ -23,8 +23,12 @@ estimate counts the examples it pushes through its model:
   wall time per point (the limit, not a measurement: a point settled early takes less, a
   verifier step running at the limit a little more).
 
-Epoch counts are the maximum (early stopping only shortens jobs), so the plan is an upper
-estimate; it ignores data loading and start-up.
+Epoch counts are the maximum (early stopping only shortens jobs). The wall time of a plan
+(:func:`wall_seconds`) adds what the steps leave out, fitted on the 73 jobs of a fashion-mnist
+run on this project's 2-core machine (2 jobs at a time, 2026-12-01; a job's seconds ≈ 1.105 ×
+its estimate + 15.6 s): :data:`JOB_START` seconds per job (worker start, data, saving the model
+and its test predictions) and :data:`SHARED_SLOWDOWN` when jobs run side by side (they share
+the caches and memory bandwidth that a step timed alone has to itself).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ if TYPE_CHECKING:
     from shallowcert.study.config import StudyConfig
     from shallowcert.study.context import TrainingConfig
 
+JOB_START = 15.0
+SHARED_SLOWDOWN = 1.1
 RADIUS_EVALUATIONS = 8
 CERTIFIED_VALIDATION = 1000  # validation points certified per epoch of certified training
 ATTACK_SURVIVORS = 0.25
@@ -104,6 +110,14 @@ def step_seconds(spec: str, input_shape: tuple[int, int, int], classes: int, *, 
         torch.autograd.backward(loss)
         optimizer.step()
     return _per_example(step)
+
+
+def wall_seconds(costs: list[float], parallel: int) -> float:
+    """Estimated wall time of jobs with one-thread ``costs`` on ``parallel`` workers:
+    ``sum(cost * slowdown + JOB_START) / parallel``, the slowdown :data:`SHARED_SLOWDOWN` when
+    more than one job runs at a time, else 1."""
+    slowdown = SHARED_SLOWDOWN if parallel > 1 else 1.0
+    return sum(cost * slowdown + JOB_START for cost in costs) / max(1, parallel)
 
 
 class CostModel:

@@ -35,7 +35,7 @@ from shallowcert.errors import UserError
 from shallowcert.data.registry import Dataset
 from shallowcert.study.config import StudyConfig
 from shallowcert.study.context import StageContext, cached_study_dataset
-from shallowcert.study.costs import CostModel
+from shallowcert.study.costs import CostModel, wall_seconds
 from shallowcert.study.executors import Executor, LocalExecutor
 from shallowcert.study.jobs import Job, JobCall, JobRecord, job_fingerprint
 from shallowcert.study.machine import LoadMonitor, MachineLoad, source_commit
@@ -197,9 +197,9 @@ class _Study:
     def dataset(self) -> Dataset:
         return cached_study_dataset(self.config.data)
 
-    def cost_to_run(self) -> float:
-        """The planned one-thread seconds of the jobs not reused."""
-        return sum(job.cost for unit in self.units for job in unit.jobs.values() if job.name not in unit.reused)
+    def costs_to_run(self) -> list[float]:
+        """The planned one-thread seconds of each job not reused."""
+        return [job.cost for unit in self.units for job in unit.jobs.values() if job.name not in unit.reused]
 
     def manifest_print(self, stage: Stage) -> str:
         return manifest_fingerprint(self.prints[stage.name], self.config.seeds)
@@ -277,7 +277,7 @@ class _Progress:
 
     def __init__(self, study: _Study, parallelism: int, enabled: bool) -> None:
         jobs = [(u, j) for u in study.units for j in u.jobs.values()]
-        self.left = study.cost_to_run()
+        self.left = sum(study.costs_to_run())
         self.parallelism = parallelism
         self.planned = self.took = 0.0
         self.bar = tqdm(total=len(jobs), initial=sum(len(u.reused) for u in study.units), unit="job",
@@ -322,7 +322,7 @@ def run_study(config: StudyConfig, run_dir: str | Path, *, resume: bool = False,
                 log.info("stage %-13s complete and valid: reused", stage.name)
             else:
                 study.store.begin(stage.name, study.prints[stage.name])
-        planned, load = study.cost_to_run() / executor.parallelism, LoadMonitor()
+        planned, load = wall_seconds(study.costs_to_run(), executor.parallelism), LoadMonitor()
         _run_jobs(study, executor, _Progress(study, executor.parallelism, progress), load)
         facts = _facts(study, config, executor, time.perf_counter() - start)
         facts = dataclasses.replace(facts, planned_wall_seconds=round(planned, 1), load=load.summary())
