@@ -16,7 +16,6 @@ is collected, ``results.json`` and the manifest complete the stage.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -124,8 +123,8 @@ class StageFacts(Record):
 @dataclass(frozen=True)
 class RunFacts(Record):
     """``run.json``: the config, environment, executor, stages and wall time (seconds), the
-    plan's estimate of that wall time for the jobs this invocation ran (seconds on one thread
-    over the parallel jobs) and the machine's load while it ran."""
+    plan's estimate of that wall time for the jobs this invocation ran
+    (:func:`shallowcert.study.costs.wall_seconds`) and the machine's load while it ran."""
 
     config: StudyConfig
     environment: Environment
@@ -324,8 +323,7 @@ def run_study(config: StudyConfig, run_dir: str | Path, *, resume: bool = False,
                 study.store.begin(stage.name, study.prints[stage.name])
         planned, load = wall_seconds(study.costs_to_run(), executor.parallelism), LoadMonitor()
         _run_jobs(study, executor, _Progress(study, executor.parallelism, progress), load)
-        facts = _facts(study, config, executor, time.perf_counter() - start)
-        facts = dataclasses.replace(facts, planned_wall_seconds=round(planned, 1), load=load.summary())
+        facts = _facts(study, config, executor, time.perf_counter() - start, planned=planned, load=load.summary())
     finally:
         executor.close()
     atomic.write_json(root / RUN_FILE, facts.to_json())
@@ -360,7 +358,8 @@ def _run_jobs(study: _Study, executor: Executor, progress: _Progress, load: Load
         progress.close()
 
 
-def _facts(study: _Study, config: StudyConfig, executor: Executor, wall: float) -> RunFacts:
+def _facts(study: _Study, config: StudyConfig, executor: Executor, wall: float, *, planned: float,
+           load: MachineLoad | None) -> RunFacts:
     stages: dict[str, StageFacts] = {}
     for stage in study.stages:
         manifest = study.store.manifest(stage.name) or {}
@@ -369,4 +368,4 @@ def _facts(study: _Study, config: StudyConfig, executor: Executor, wall: float) 
                                         sum(len(u.jobs) for u in units), sum(len(u.reused) for u in units))
     return RunFacts(config, environment(),
                     ExecutorFacts(type(executor).__name__, executor.parallelism, executor.threads, str(study.device)),
-                    stages, round(wall, 2))
+                    stages, round(wall, 2), round(planned, 1), load)

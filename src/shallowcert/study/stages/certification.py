@@ -59,6 +59,7 @@ class TeacherKind(str, enum.Enum):
         return role if self is TeacherKind.CERT else f"deep-{role}"
 
     def describe(self) -> str:
+        """The teacher in words, for the report."""
         return ("the ReLU-only certification teacher" if self is TeacherKind.CERT
                 else "the distillation teacher itself (stage 1's teacher)")
 
@@ -201,8 +202,8 @@ def teacher_jobs(ctx: StageContext, costs: CostModel, kind: TeacherKind) -> list
                  cost=costs.robust_training(spec["teacher-robust"], section.robust_training, section.train_method,
                                             warmup_epochs=section.warmup_epochs))]
     found += [Job(name[f"student-{training}"], distill_from, ModelRow, {"kind": training, **teacher},
-                  outputs=(name[f"student-{training}"],), cost=costs.training(section.student_spec,
-                                                                              section.student_training),
+                  outputs=(name[f"student-{training}"],),
+                  cost=costs.training(spec[f"student-{training}"], section.student_training),
                   after=(name[f"teacher-{training}"],))
               for training in ("normal", "robust")]
     found += [certify_job(ctx, costs, name[role], spec[role], section.pgd_eps) for role in ROLES]

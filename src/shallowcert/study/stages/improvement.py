@@ -1,7 +1,8 @@
 """Stage 7: improving the robust student — thesis tables 8.21-8.24.
 
-Starting from the robust teacher of stage 6 (its first ``certification.teachers``), the shallow student architecture is made
-robust in five ways, all evaluated on the same test points at the same epsilon:
+Starting from the robust teacher of stage 6 (its first ``certification.teachers``), the
+shallow student architecture is made robust in five ways, all evaluated on the same test
+points at the same epsilon:
 logits distillation (from stage 6), temperature distillation, robust retraining of the
 distilled student for a few epochs, straight robust training from scratch, and
 adversarial distillation (the student matches the teacher's clean logits on inputs
