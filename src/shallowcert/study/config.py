@@ -8,7 +8,7 @@ config becomes a :class:`StudyConfig` of the stages' frozen section records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from shallowcert.models.spec import expand
 from shallowcert.robust import DEFAULT_PROJECTIONS, TRAIN_METHODS
 from shallowcert.study.context import DataConfig
 from shallowcert.study.presets import PRESETS
-from shallowcert.study.record import Record
+from shallowcert.study.record import OMIT_NONE, Record
 from shallowcert.study.schema import (Field, Schema, at_least, between, greater_than, non_empty, one_of,
                                       all_of, validate)
 from shallowcert.study.stages.attacks import AttacksConfig
@@ -30,6 +30,8 @@ from shallowcert.study.stages.improvement import ImprovementConfig
 from shallowcert.study.stages.pruning import PruningConfig
 from shallowcert.study.stages.teacher import StudentsConfig, TeacherConfig
 from shallowcert.study.stages.temperature import TemperatureConfig
+from shallowcert.study.targets import SCHEMA as TARGETS_SCHEMA
+from shallowcert.study.targets import TargetsConfig
 from shallowcert.training import OPTIMIZERS
 
 ATTACKS = ("fgsm", "pgd", "bim", "mim")
@@ -37,7 +39,8 @@ ATTACKS = ("fgsm", "pgd", "bim", "mim")
 
 @dataclass(frozen=True)
 class StudyConfig(Record):
-    """A validated study config: its name, the training seeds and one record per section."""
+    """A validated study config: its name, the training seeds, one record per section and
+    the targets its sizes are meant to reach (absent when none is set)."""
 
     name: str
     seeds: list[int]
@@ -50,6 +53,7 @@ class StudyConfig(Record):
     attacks: AttacksConfig
     certification: CertificationConfig
     improvement: ImprovementConfig
+    targets: TargetsConfig | None = field(default=None, metadata=OMIT_NONE)
 
 
 def _training(epochs: int, lr: float = 1e-3, batch_size: int = 128, patience: int = 3) -> Schema:
@@ -134,6 +138,7 @@ SCHEMA: Schema = {
         "adversarial_steps": Field("int", 7, at_least(1)),
         "training": _training(10),
     },
+    "targets": TARGETS_SCHEMA,
 }
 
 
@@ -190,6 +195,8 @@ def load_config(path: str | Path | None = None, *, preset: str | None = None) ->
         raise UserError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
     _refuse_old_seed_key(root, source)
     values, errors = validate(SCHEMA, root, source=source)
+    if not TargetsConfig.from_json(values["targets"]).given():
+        values["targets"] = None
     config = StudyConfig.from_json(values)  # every value wrong in the file was left at its default
     errors += [f"{source} {message}" for message in _semantic_checks(config)]
     if errors:

@@ -79,6 +79,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                           "radius_rtol": 0.02, "teacher_training": {"epochs": 8}, "robust_training": {"epochs": 12},
                           "student_training": {"epochs": 8}},
         "improvement": {"retrain_epochs": 2, "training": {"epochs": 2}},
+        "targets": {"teacher_test_accuracy": 0.91, "student_gap": 1.5, "student_family": "scnn2",
+                    "robust_error_bound": 0.36, "robust_clean_error": 0.25, "points": 1000},
     },
     "thesis-svhn": _thesis("thesis-svhn", "svhn-middle", "teacher-svhn", epochs=30, eps=0.01,
                            attack_eps=[round(0.01 * i, 2) for i in range(21)]),
