@@ -6,8 +6,8 @@ the default search tolerances. Three searches on the same points, in one run:
 * ``crown``: the reference radius (no slopes to optimise);
 * ``alpha-crown cold``: every evaluation starts at CROWN's slopes and takes 20 Adam steps
   (``SearchSettings(warm_alpha_steps=None)``);
-* ``alpha-crown warm``: a point's first evaluation as cold, every later one starts from the
-  slopes its previous one optimised and takes ``--warm-steps`` steps.
+* ``alpha-crown warm``: a point's first evaluation (at radius 0) as cold, every later one
+  starts from the slopes its previous one returned and takes ``--warm-steps`` steps.
 
 For each: seconds, mean radius, bound evaluations per point; for the warm search also how
 many points its radius is below / above the cold one's (by more than the search tolerance),

@@ -8,10 +8,11 @@ wins everywhere in the ball (every margin lower bound above twice the rounding m
 evaluations and the sound affine shortcut; ``search="newton"``
 (:mod:`shallowcert.certify.newton`) runs the thesis' Newton iteration and re-verifies it.
 
-With ``alpha-crown``, a point's evaluations after its first are warm-started from the
-final slopes its previous evaluation optimised (at a nearby radius) and take
-``settings.warm_alpha_steps`` Adam steps instead of the engine's 20: any slopes in [0, 1]
-give a sound bound, so the start only changes how tight it is and how fast it gets there.
+With ``alpha-crown``, every evaluation of a point after its first (the bracketing search's
+first is at radius 0) starts from the final slopes its previous evaluation returned and takes
+``settings.warm_alpha_steps`` Adam steps instead of the engine's 20, so the optimisation goes
+on across the search's radii instead of restarting from CROWN's slopes at each. Any slopes
+in [0, 1] give a sound bound: the start changes only how tight it is and how fast it gets there.
 
 Why every reported radius is certified: the search only ever reports a radius at which a
 full evaluation (intermediate bounds computed for that very ball) returned positive
