@@ -32,7 +32,7 @@ def _crown_and_alpha(model: nn.Sequential, input_set: InputSet, spec: torch.Tens
     box = input_set.box()
     with torch.no_grad():
         crown = linear_bounds(network, box, lower_slope="crown")
-        _, alpha = optimise_bounds(network, box, spec, crown, steps=steps, lr=0.1, intermediate=True)
+        alpha = optimise_bounds(network, box, spec, crown, steps=steps, lr=0.1, intermediate=True).bounds
     return crown[0], alpha
 
 

@@ -139,7 +139,7 @@ def _alpha(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch
     """alpha-CROWN's final lower bounds ``(N, K)`` on ``box`` (20 steps, intermediate slopes too)."""
     with torch.no_grad():
         crown = linear_bounds(network, box, lower_slope="crown")
-        bound, _ = optimise_bounds(network, box, spec, crown, steps=20, lr=0.1, intermediate=True)
+        bound = optimise_bounds(network, box, spec, crown, steps=20, lr=0.1, intermediate=True).bound
     lower, upper = box
     return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
 

@@ -133,9 +133,9 @@ def test_known_states_come_only_from_a_failed_larger_ball(monkeypatch: pytest.Mo
     calls = []
     real = radius_module.linear_certificate
 
-    def recording(net, input_set, spec, *, method, known_states):
-        certificate = real(net, input_set, spec, method=method, known_states=known_states)
-        calls.append((input_set.center.clone(), input_set.eps.clone(), known_states, certificate))
+    def recording(net, input_set, spec, **options):
+        certificate = real(net, input_set, spec, **options)
+        calls.append((input_set.center.clone(), input_set.eps.clone(), options["known_states"], certificate))
         return certificate
 
     monkeypatch.setattr(radius_module, "linear_certificate", recording)

@@ -12,8 +12,11 @@ values too (:mod:`shallowcert.bounds.maxpool`: the lower line's simplex weights 
 line's mix ``t``, all in [0, 1]); they are optimised for the final rows only (intermediate
 rows keep CROWN's pool lines).
 
-All slopes start at CROWN's and take ``steps`` Adam steps (learning rate ``lr``), each
-followed by clipping to [0, 1], maximising the sum of the final bounds. Each step recomputes
+All slopes start at CROWN's, or the final rows' at a given ``start`` (a warm start: the
+slopes an earlier optimisation of the same points and rows returned, e.g. at a nearby radius;
+any values in [0, 1] give a sound bound, so a start changes only how tight it is), and take
+``steps`` Adam steps (learning rate ``lr``), each followed by clipping to [0, 1], maximising
+the sum of the final bounds. Each step recomputes
 every intermediate bound with its rows' slopes and intersects it with the tightest bound
 seen so far (every step's bounds are sound, so their intersection is), which enters the
 next layer's relaxation and so the final bound. The step's gradient w.r.t. a row's slopes is
@@ -21,7 +24,9 @@ taken as if its back-substitution bound had been kept, also where the running or
 bound beats it (straight-through; the values are the intersection's): with the exact gradient
 such a row gets none and its slopes never move, and the final bound ends looser than without
 any intersection. The final bound kept per point and row is
-the best one seen (its linear function with it), never below CROWN's (step 0 is CROWN).
+the best one seen (its linear function with it), never below CROWN's (step 0 is CROWN; with
+a ``start``, CROWN's final bound is evaluated first, one back-substitution of the final rows).
+The best final slopes are returned, to warm-start the next optimisation.
 
 Gradients w.r.t. the model: the last evaluation, with the best final slopes and the last
 intermediate ones (all detached), runs in the caller's autograd mode; where an earlier
@@ -29,6 +34,8 @@ step's intermediate or final bound is tighter, that one is used as a constant.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -40,6 +47,15 @@ from shallowcert.bounds.maxpool import PoolRelaxation, detached, free_parameters
 from shallowcert.bounds.relaxation import Relaxation
 
 _Evaluation = tuple[LinearBound, torch.Tensor, Bounds]
+Slopes = dict[int, torch.Tensor]  # free values of the final rows per nonlinear position, (N, K, ...)
+
+
+class AlphaBound(NamedTuple):
+    """alpha-CROWN's final linear bound, the intermediate bounds and the best final slopes."""
+
+    bound: LinearBound
+    bounds: Bounds
+    slopes: Slopes
 
 
 def _row_mask(improved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -63,13 +79,15 @@ def _evaluate(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: to
 
 def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor,
                     crown: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]], *, steps: int, lr: float, intermediate: bool,
-                    known: dict[int, torch.Tensor] | None = None) -> tuple[LinearBound, Bounds]:
-    """alpha-CROWN's final linear bound (the best per point and row) and intermediate bounds.
+                    known: dict[int, torch.Tensor] | None = None, start: Slopes | None = None) -> AlphaBound:
+    """alpha-CROWN's final linear bound (the best per point and row), intermediate bounds and
+    the final slopes that gave it.
 
     ``box``: the input box ``(lower, upper)``; ``crown``: CROWN's bounds and relaxations on it
     (from :func:`linear_bounds` with the same ``known`` states); ``intermediate``: optimise
-    the intermediate bounds' slopes too (else they stay CROWN's). Only ``offset_lower`` of
-    the result is meaningful (the lower and upper slopes differ).
+    the intermediate bounds' slopes too (else they stay CROWN's); ``start``: the final rows'
+    first slopes, shaped like the returned ``slopes`` (module docstring). Only
+    ``offset_lower`` of the bound is meaningful (the lower and upper slopes differ).
     """
     fixed = ({p: (lower.detach(), upper.detach()) for p, (lower, upper) in crown[0].items()},
              {p: detached(r) for p, r in crown[1].items()})
@@ -78,8 +96,12 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
                   for p, r in fixed[1].items()}
     inner = [] if rows is None else [slope for by_relu in rows.slopes.values() for slope in by_relu.values()]
     best_bound, best_value = None, None
+    first = best_final
+    if start is not None:
+        first = {p: start[p].detach().to(slope).clamp(0.0, 1.0) for p, slope in best_final.items()}
+        best_bound, best_value = _bound_and_value(network, box, spec, best_final, fixed, known)
     with torch.enable_grad():
-        final = {p: slope.clone().requires_grad_(True) for p, slope in best_final.items()}
+        final = {p: slope.clone().requires_grad_(True) for p, slope in first.items()}
         parameters = [*final.values(), *(slope.requires_grad_(True) for slope in inner)]
         optimiser = ProjectedAdam(parameters, lr=lr, low=0.0, high=1.0)
         for _ in range(steps if parameters else 0):
@@ -103,7 +125,17 @@ def optimise_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], sp
     bound, value, bounds = _evaluate(network, box, spec, best_final, rows, crown, known)
     if best_bound is not None and best_value is not None:
         bound = _select(value.detach() >= best_value, bound, best_bound)
-    return bound, bounds
+    return AlphaBound(bound, bounds, best_final)
+
+
+def _bound_and_value(network: Network, box: tuple[torch.Tensor, torch.Tensor], spec: torch.Tensor, slopes: Slopes,
+                     fixed: tuple[Bounds, dict[int, Relaxation | PoolRelaxation]],
+                     known: dict[int, torch.Tensor] | None) -> tuple[LinearBound, torch.Tensor]:
+    """The final bound with ``slopes`` and the ``fixed`` intermediate bounds, detached, and its value."""
+    with torch.no_grad():
+        bound, value, _ = _evaluate(network, (box[0].detach(), box[1].detach()), spec.detach(), slopes, None, fixed,
+                                    known)
+    return _detached(bound), value
 
 
 def _detached(bound: LinearBound) -> LinearBound:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shallowcert.bounds.alpha import optimise_bounds
+from shallowcert.bounds.alpha import Slopes, optimise_bounds
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
@@ -87,6 +87,15 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
     The unchunked core of :func:`linear_certificate` on a read network (``options.method``
     not ``ibp``); ``known``: ReLU states per position that hold on the box (see there).
     """
+    bound, bounds, _ = _relaxed_bound_and_slopes(network, spec, lower, upper, options, known, None)
+    return bound, bounds
+
+
+def _relaxed_bound_and_slopes(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                              options: BoundOptions, known: dict[int, torch.Tensor] | None,
+                              start: Slopes | None) -> tuple[LinearBound, Bounds, Slopes]:
+    """:func:`relaxed_bound`, and alpha-CROWN's final slopes (empty for the other methods),
+    warm-started at ``start`` (:func:`shallowcert.bounds.alpha.optimise_bounds`)."""
     method = options.method
     if method == "crown-ibp":
         bounds, relaxations = interval_relaxations(network, lower, upper, lower_slope="crown")
@@ -96,8 +105,8 @@ def relaxed_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upp
                                             known=known, interval=options.interval and method != "dual-exact")
     if method == "alpha-crown" and options.alpha_steps > 0:
         return optimise_bounds(network, (lower, upper), spec, (bounds, relaxations), steps=options.alpha_steps,
-                               lr=options.alpha_lr, intermediate=options.alpha_intermediate, known=known)
-    return back_substitute(network.steps, spec, relaxations), bounds
+                               lr=options.alpha_lr, intermediate=options.alpha_intermediate, known=known, start=start)
+    return back_substitute(network.steps, spec, relaxations), bounds, {}
 
 
 def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -118,10 +127,14 @@ def _records_gradients(model: nn.Module, input_set: InputSet, spec: torch.Tensor
 
 def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, options: BoundOptions,
              compute: Callable[..., Outputs], budget: int | None,
-             known_states: tuple[torch.Tensor, ...] | None = None) -> Outputs:
-    """``compute(network, spec, lower, upper, *known_states)`` over chunks of points that fit
-    ``budget`` bytes (the known states, checked, are split alike)."""
+             known_states: tuple[torch.Tensor, ...] | None = None,
+             alpha_start: tuple[torch.Tensor, ...] | None = None) -> tuple[Network, Outputs]:
+    """The read network and ``compute(network, spec, lower, upper, *known_states, *alpha_start)``
+    over chunks of points that fit ``budget`` bytes (the known states and slopes, checked, are
+    split alike)."""
     network, spec, lower, upper = _prepare(model, input_set, spec, known_states)
+    if alpha_start is not None:
+        _check_start(network, alpha_start, spec)
     autograd = _records_gradients(model, input_set, spec)
     if options.method == "ibp":
         size = lower.shape[0]
@@ -131,8 +144,18 @@ def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, o
                                 autograd=autograd or slopes, budget=budget,
                                 slopes="intermediate" if slopes and options.alpha_intermediate else
                                 "final" if slopes else None, intermediate=options.method != "crown-ibp")
-    return in_chunks(lambda *chunk: compute(network, *chunk), (spec, lower, upper, *(known_states or ())), size,
-                     autograd=autograd)
+    return network, in_chunks(lambda *chunk: compute(network, *chunk),
+                              (spec, lower, upper, *(known_states or ()), *(alpha_start or ())), size,
+                              autograd=autograd)
+
+
+def _check_start(network: Network, start: tuple[torch.Tensor, ...], spec: torch.Tensor) -> None:
+    """``alpha_start`` must hold one tensor per nonlinear layer, ``(N, K, ...)`` like the slopes returned."""
+    points, rows = spec.shape[:2]
+    if len(start) != len(network.nonlinear_positions) or any(t.shape[:2] != (points, rows) for t in start):
+        raise UserError(f"alpha_start must hold one slope tensor per ReLU or max-pool layer "
+                        f"({len(network.nonlinear_positions)}), each (points, rows, ...) = ({points}, {rows}, ...), "
+                        f"as a certificate's 'slopes'")
 
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
@@ -163,7 +186,7 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
         bound, _ = relaxed_bound(network, spec, lower, upper, options)
         return (concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower,)
 
-    return _chunked(model, input_set, spec, options, compute, memory_budget)[0]
+    return _chunked(model, input_set, spec, options, compute, memory_budget)[1][0]
 
 
 @dataclass(frozen=True)
@@ -178,11 +201,13 @@ class LinearCertificate:
     coefficients: torch.Tensor
     offset: torch.Tensor
     states: tuple[torch.Tensor, ...]
+    slopes: tuple[torch.Tensor, ...] = ()
 
 
 def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
                        method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
                        alpha_intermediate: bool = True, known_states: tuple[torch.Tensor, ...] | None = None,
+                       alpha_start: tuple[torch.Tensor, ...] | None = None,
                        memory_budget: int | None = None) -> LinearCertificate:
     """A linear lower bound ``spec · f(x) >= offset + lam · x`` on ``input_set`` (flattened ``x``).
 
@@ -202,24 +227,35 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
     bounded again (:mod:`shallowcert.bounds.intermediate`); sound, and much cheaper when
     searching downwards in radius. ``ibp`` ignores them. ``alpha_*`` options and
     ``memory_budget`` as in :func:`lower_bounds`.
+
+    ``slopes`` (``alpha-crown`` with steps only, else empty): the final rows' optimised free
+    values per ReLU / max-pool layer, ``(N, K, ...)``; pass them as ``alpha_start`` to
+    warm-start an evaluation of the same points and rows on another set, e.g. a nearby
+    radius. Any start gives a sound certificate, never looser than CROWN's.
     """
     options = BoundOptions(method, alpha_steps, alpha_lr, alpha_intermediate)
+    known = None if known_states is None or method == "ibp" else tuple(known_states)
+    start = tuple(alpha_start) if alpha_start is not None and method == "alpha-crown" and alpha_steps > 0 else None
+    count = len(known or ())
 
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
-                *known: torch.Tensor) -> Outputs:
+                *extra: torch.Tensor) -> Outputs:
         points, rows = spec.shape[:2]
         if method == "ibp":
             offset = _interval_bound(network, spec, lower, upper)
             return offset.new_zeros(points, rows, lower[0].numel()), offset
-        positions = network.relu_positions
-        bound, bounds = relaxed_bound(network, spec, lower, upper, options,
-                                      known=dict(zip(positions, known)) if known else None)
+        positions, nonlinear = network.relu_positions, network.nonlinear_positions
+        states_in, slopes_in = extra[:count], extra[count:]
+        bound, bounds, slopes = _relaxed_bound_and_slopes(
+            network, spec, lower, upper, options, dict(zip(positions, states_in)) if states_in else None,
+            dict(zip(nonlinear, slopes_in)) if slopes_in else None)
         states = states_of(bounds)
-        return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions))
+        return (bound.coefficients.reshape(points, rows, -1), bound.offset_lower, *(states[p] for p in positions),
+                *(slopes[p] for p in nonlinear if slopes))
 
-    known = None if known_states is None or method == "ibp" else tuple(known_states)
-    lam, offset, *states = _chunked(model, input_set, spec, options, compute, memory_budget, known)
-    return LinearCertificate(lam, offset, tuple(states))
+    network, (lam, offset, *rest) = _chunked(model, input_set, spec, options, compute, memory_budget, known, start)
+    relus = 0 if method == "ibp" else len(network.relu_positions)
+    return LinearCertificate(lam, offset, tuple(rest[:relus]), tuple(rest[relus:]))
 
 
 def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,

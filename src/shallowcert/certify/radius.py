@@ -8,6 +8,12 @@ wins everywhere in the ball (every margin lower bound above twice the rounding m
 evaluations and the sound affine shortcut; ``search="newton"``
 (:mod:`shallowcert.certify.newton`) runs the thesis' Newton iteration and re-verifies it.
 
+With ``alpha-crown``, every evaluation of a point after its first (the bracketing search's
+first is at radius 0) starts from the final slopes its previous evaluation returned and takes
+``settings.warm_alpha_steps`` Adam steps instead of the engine's 20, so the optimisation goes
+on across the search's radii instead of restarting from CROWN's slopes at each. Any slopes
+in [0, 1] give a sound bound: the start changes only how tight it is and how fast it gets there.
+
 Why every reported radius is certified: the search only ever reports a radius at which a
 full evaluation (intermediate bounds computed for that very ball) returned positive
 bounds; the shortcut's zero only chooses *where* to evaluate next. Below a failed radius
@@ -24,6 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -112,6 +119,35 @@ class _KnownStates:
         self.radius[rows] = eps.double()[update]
 
 
+class _WarmSlopes:
+    """alpha-CROWN's final slopes of each point's latest evaluation (none until it has one),
+    kept while they fit :data:`KNOWN_STATES_BYTES`; every point's rows are its margin rows."""
+
+    def __init__(self, n: int, steps: int | None) -> None:
+        self.n, self.steps = n, steps
+        self.slopes: list[torch.Tensor] | None = None
+        self.seen = torch.zeros(n, dtype=torch.bool)
+        self.enabled = steps is not None
+
+    def start_for(self, part: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """The slopes to start ``part`` from, when every point of it has some."""
+        if self.slopes is None or not bool(self.seen[part.cpu()].all()):
+            return None
+        return tuple(s[part] for s in self.slopes)
+
+    def record(self, part: torch.Tensor, slopes: tuple[torch.Tensor, ...]) -> None:
+        if not slopes or not self.enabled:
+            return
+        if self.slopes is None:
+            if self.n * sum(s[0].numel() * s.element_size() for s in slopes) > KNOWN_STATES_BYTES:
+                self.enabled = False  # too many points x slopes to keep: every evaluation is cold
+                return
+            self.slopes = [s.new_zeros(self.n, *s.shape[1:]) for s in slopes]
+        for stored, new in zip(self.slopes, slopes):
+            stored[part] = new
+        self.seen[part.cpu()] = True
+
+
 def _pieces(index: torch.Tensor, size: int) -> list[tuple[torch.Tensor, slice]]:
     """``index`` in pieces of at most ``size``: (point indices, their positions in ``index``)."""
     return [(index[i:i + size], slice(i, i + size)) for i in range(0, len(index), size)]
@@ -146,7 +182,7 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     start = time.perf_counter()
     device = model_device(model) if device is None else device
     bounder = _Bounder(model_in_dtype(model.to(device), dtype), x.to(device=device, dtype=dtype), method, domain,
-                       batch_size)
+                       batch_size, settings.warm_alpha_steps)
     if labels is not None:
         labels_within(labels, bounder.classes)
     n = len(x)
@@ -169,13 +205,15 @@ class _Bounder:
     must exceed: two rounding margins, so that the radius re-certifies in ``certify_points``
     (one margin) whatever the order of summation (:func:`shallowcert.certify.precision.rounding_margin`)."""
 
-    def __init__(self, net: nn.Module, points: torch.Tensor, method: str, domain: Domain, batch_size: int) -> None:
+    def __init__(self, net: nn.Module, points: torch.Tensor, method: str, domain: Domain, batch_size: int,
+                 warm_alpha_steps: int | None) -> None:
         self.net, self.points, self.method, self.domain, self.batch_size = net, points, method, domain, batch_size
         with torch.no_grad():
             logits = torch.cat([net(points[i:i + batch_size]) for i in range(0, len(points), batch_size)])
         self.predicted, self.classes = logits.argmax(dim=1), logits.shape[1]
         self.guard = 2 * rounding_margin(logits)
         self.known = _KnownStates(len(points), points.device)
+        self.warm = _WarmSlopes(len(points), warm_alpha_steps if method == "alpha-crown" else None)
 
     def margins(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The smallest margin lower bound minus the guard, per point of ``index`` at its ``eps``."""
@@ -192,8 +230,12 @@ class _Bounder:
             for part, pos in _pieces(index, self.batch_size):
                 input_set = InputSet(self.points[part], eps[pos], domain=self.domain)
                 spec = margin_spec(self.predicted[part], self.classes).to(self.points.dtype)
+                start = self.warm.start_for(part)
+                steps: dict[str, Any] = {} if start is None or self.warm.steps is None else {"alpha_steps": self.warm.steps}
                 certificate = linear_certificate(self.net, input_set, spec, method=self.method,
-                                                 known_states=self.known.valid_for(part, eps[pos]))
+                                                 known_states=self.known.valid_for(part, eps[pos]),
+                                                 alpha_start=start, **steps)
+                self.warm.record(part, certificate.slopes)
                 lam, offset = certificate.coefficients, certificate.offset - self.guard[part].unsqueeze(1)
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
                 bounds = offset + (lam * mid).sum(-1) - (lam.abs() * rad).sum(-1)  # = lower_bounds(...)

@@ -75,8 +75,12 @@ class SearchSettings:
     first_step: float = 0.5   # from radius 0: this fraction of the affine form's zero
     max_radius: float = 1.0   # the width of the [0, 1] domain: a ball of radius 1 covers it
     max_rounds: int = 40
+    warm_alpha_steps: int | None = 5  # alpha-crown: Adam steps of an evaluation started from the point's
+    #                                   last slopes (its first evaluation takes the engine's 20); None: all cold
 
     def __post_init__(self) -> None:
+        if self.warm_alpha_steps is not None:
+            positive_int("warm_alpha_steps", self.warm_alpha_steps)
         positive_float("rtol", self.rtol)
         non_negative_float("atol", self.atol)
         positive_float("start", self.start)
