@@ -370,7 +370,7 @@ def run_facts_section(doc: Document, run: RunFacts | None) -> None:
                       f"{run.wall_seconds:.0f} s{_against_plan(run)}{_load(run)}."))
     doc.add(Table("Table R.1", "Time per stage: the sum of its jobs' seconds over every seed (reused jobs keep the "
                   "time of the run that built them).", ["stage", "title", "seconds", "reused"],
-                  [[name, s.title, s.seconds, s.reused] for name, s in run.stages.items()]))
+                  [[name, s.title, round(s.seconds), s.reused] for name, s in run.stages.items()]))
     doc.add(Code(yaml.safe_dump(run.config.to_json(), sort_keys=False)))
 
 

@@ -78,12 +78,13 @@ def _robust_teacher(results: RunResults, targets: TargetsConfig) -> list[TargetC
     for kind in kinds:
         name = kind.model("teacher-robust")
         rows = [] if stage is None else [next(m for m in r.models if m.name == name) for r in stage.by_seed.values()]
-        eps = "" if stage is None else f" at ε = {stage.first.eps:g} on the {stage.first.n:,} certification points"
+        points = "" if stage is None else f" on the {stage.first.n:,} certification points"
+        eps = "" if stage is None else f" at ε = {stage.first.eps:g}"
         if targets.robust_error_bound is not None:
-            checks.append(TargetCheck(f"{name}: robust error bound{eps}", targets.robust_error_bound,
+            checks.append(TargetCheck(f"{name}: robust error bound{eps}{points}", targets.robust_error_bound,
                                       [m.robust_error_bound for m in rows], False, "Table 8.20"))
         if targets.robust_clean_error is not None:
-            checks.append(TargetCheck(f"{name}: clean error{eps}", targets.robust_clean_error,
+            checks.append(TargetCheck(f"{name}: clean error{points}", targets.robust_clean_error,
                                       [1.0 - m.clean_accuracy for m in rows], False, "Table 8.20"))
     return checks
 
