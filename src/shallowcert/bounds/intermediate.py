@@ -246,6 +246,15 @@ def linear_bounds(network: Network, box: tuple[torch.Tensor, torch.Tensor], *, l
     return bounds, relaxations
 
 
+def candidate_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
+                     rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CROWN bounds (lower, upper) of the ``candidates`` (bool ``(N, *shape)``) of the output of
+    ``steps`` over the box ``|x - mid| <= rad`` (``(N, *input shape)``) with the ``relaxations`` of
+    the earlier ReLUs and pools, in patches or dense rows (:func:`layer_plan`); one value per
+    candidate, in ``nonzero`` order."""
+    return _tight_bounds(steps, candidates, relaxations, mid, rad, False, {}, None)
+
+
 def _tight_bounds(steps: list[Step], candidates: torch.Tensor, relaxations: Relaxations, mid: torch.Tensor,
                   rad: torch.Tensor, symmetric: bool, screens: dict[int, Box], slopes: dict[int, torch.Tensor] | None,
                   ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,10 @@ order, so each uses its predecessors' refined bounds.
 
 Cost per domain and layer: ``2 R`` rows (``R`` its unstable neurons) pushed back through
 every earlier map, so the rows and domains of one call are chunked to ``memory_budget``
-bytes of coefficients.
+bytes of coefficients. A convolutional layer's rows live on their windows
+(:func:`shallowcert.bounds.intermediate.candidate_bounds` picks patches or dense rows as the
+engine does): on oval21's cifar_base_kw, refining the second convolution of 128 domains after
+a split in the first took 0.36 s instead of 11.95 s as dense rows over the whole maps.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import math
 
 import torch
 
-from shallowcert.bounds import AffineMap, Network, back_substitute, concretize, packed, relax, unstable_mask
+from shallowcert.bounds import AffineMap, Network, Relaxations, relax, unstable_mask
+from shallowcert.bounds.intermediate import candidate_bounds
 
 Bounds = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -69,23 +73,14 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
 def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torch.Tensor, shape: tuple[int, ...],
                  mid: torch.Tensor, rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CROWN bounds ``(n, neurons)`` of the ``candidates`` (bool ``(n, neurons)``) of ReLU layer
-    ``layer``'s input (of ``shape``), from ``earlier`` bounds of the layers before it; ``-inf``/``+inf``
-    elsewhere."""
+    ``layer``'s input (of ``shape``), from ``earlier`` bounds of the layers before it (patches for
+    a convolutional layer, dense rows otherwise); ``-inf``/``+inf`` elsewhere."""
     positions = network.relu_positions
-    steps = network.steps[:positions[layer]]
-    count, neurons = candidates.shape
-    order, valid = packed(candidates)
-    rows = order.shape[1]
-    lam = mid.new_zeros(count, rows, neurons)
-    lam.scatter_(2, order.unsqueeze(-1), valid.unsqueeze(-1).to(mid.dtype))
-    lam = torch.cat([lam, -lam], 1).reshape(count, 2 * rows, *shape)
-    relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in zip(positions, earlier)}
-    bound = back_substitute(steps, lam, relaxations)
-    value = concretize(bound.coefficients, mid.expand(count, *mid.shape[1:]),
-                       rad.expand(count, *rad.shape[1:]))[0] + bound.offset_lower
-    low = torch.full((count, neurons), -torch.inf, dtype=mid.dtype, device=mid.device)
-    high = torch.full((count, neurons), torch.inf, dtype=mid.dtype, device=mid.device)
-    picked = torch.arange(count, device=mid.device).unsqueeze(1).expand(-1, rows)[valid]
-    low[picked, order[valid]] = value[:, :rows][valid]
-    high[picked, order[valid]] = -value[:, rows:][valid]
-    return low, high
+    count = len(candidates)
+    relaxations: Relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in zip(positions, earlier)}
+    chosen = candidates.reshape(count, *shape)
+    value_lower, value_upper = candidate_bounds(network.steps[:positions[layer]], chosen, relaxations,
+                                                mid.expand(count, *mid.shape[1:]), rad.expand(count, *rad.shape[1:]))
+    low = torch.full_like(candidates, -torch.inf, dtype=mid.dtype)
+    high = torch.full_like(candidates, torch.inf, dtype=mid.dtype)
+    return low.masked_scatter(candidates, value_lower), high.masked_scatter(candidates, value_upper)
