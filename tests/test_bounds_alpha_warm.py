@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bounds_support import pgd_minimum, random_convnet, random_mlp, samples, spec_values
-from shallowcert.bounds import InputSet, linear_certificate, lower_bounds, margin_spec
+from shallowcert.bounds import ALPHA_STEPS, InputSet, linear_certificate, lower_bounds, margin_spec
 from shallowcert.certify import SearchSettings, certified_radius
 from shallowcert.errors import UserError
 
@@ -105,7 +105,7 @@ def test_the_radius_search_starts_each_evaluation_from_the_points_last_slopes(mo
         rows = [int((x == c).flatten(1).all(1).nonzero()) for c in center]
         start = options.get("alpha_start")
         if start is None:
-            assert "alpha_steps" not in options and not any(r in last for r in rows)
+            assert options["alpha_steps"] == ALPHA_STEPS and not any(r in last for r in rows)
         else:
             warm += 1
             assert options["alpha_steps"] == 4

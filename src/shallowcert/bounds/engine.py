@@ -39,6 +39,7 @@ from shallowcert.bounds.network import Network, as_relu, read_network
 from shallowcert.bounds.spec import checked_spec
 from shallowcert.errors import UserError
 
+ALPHA_STEPS = 20  # alpha-CROWN's projected Adam steps per evaluation (cold start)
 METHODS = ("ibp", "dual", "dual-exact", "crown", "alpha-crown", "crown-ibp")
 DUAL_METHODS = ("dual", "dual-exact")  # the symmetric relaxation: one sign per bounded row
 
@@ -67,7 +68,7 @@ class BoundOptions:
     its interval bound (:mod:`shallowcert.bounds.intermediate`; ``dual-exact`` never does)."""
 
     method: str
-    alpha_steps: int = 20
+    alpha_steps: int = ALPHA_STEPS
     alpha_lr: float = 0.1
     alpha_intermediate: bool = True
     interval: bool = True
@@ -159,7 +160,7 @@ def _check_start(network: Network, start: tuple[torch.Tensor, ...], spec: torch.
 
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
-                 alpha_steps: int = 20, alpha_lr: float = 0.1, alpha_intermediate: bool = True,
+                 alpha_steps: int = ALPHA_STEPS, alpha_lr: float = 0.1, alpha_intermediate: bool = True,
                  memory_budget: int | None = None) -> torch.Tensor:
     """Lower bounds ``(N, K)`` of ``spec[n] @ model(x)`` over every ``x`` in ``input_set``.
 
@@ -205,7 +206,7 @@ class LinearCertificate:
 
 
 def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
-                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
+                       method: str = "dual", alpha_steps: int = ALPHA_STEPS, alpha_lr: float = 0.1,
                        alpha_intermediate: bool = True, known_states: tuple[torch.Tensor, ...] | None = None,
                        alpha_start: tuple[torch.Tensor, ...] | None = None,
                        memory_budget: int | None = None) -> LinearCertificate:
@@ -259,7 +260,7 @@ def linear_certificate(model: nn.Module, input_set: InputSet, spec: torch.Tensor
 
 
 def linear_lower_bound(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *,
-                       method: str = "dual", alpha_steps: int = 20, alpha_lr: float = 0.1,
+                       method: str = "dual", alpha_steps: int = ALPHA_STEPS, alpha_lr: float = 0.1,
                        alpha_intermediate: bool = True, memory_budget: int | None = None,
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lam (N, K, d), offset (N, K))`` of :func:`linear_certificate` (see there):

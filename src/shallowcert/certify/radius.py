@@ -30,13 +30,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from shallowcert.checks import inputs, inputs_and_labels, labels_within, positive_int
-from shallowcert.bounds import InputSet, linear_certificate, margin_spec
+from shallowcert.bounds import ALPHA_STEPS, InputSet, linear_certificate, margin_spec
 from shallowcert.certify.newton import NewtonOutcome, newton_search
 from shallowcert.certify.precision import dtype_name, rounding_margin
 from shallowcert.certify.search import Probe, SearchOutcome, SearchSettings, bracket_search
@@ -82,6 +81,30 @@ class RadiusResult:
 KNOWN_STATES_BYTES = 1 << 30  # the most memory the search keeps ReLU states in (one byte per neuron and point)
 
 
+class _PerPoint:
+    """Tensors kept per point (one row each), allocated at the first ``store`` and only while
+    all points' rows fit :data:`KNOWN_STATES_BYTES`; past that nothing is kept (``enabled`` False)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.tensors: list[torch.Tensor] | None = None
+        self.enabled = True
+
+    def store(self, rows: torch.Tensor, values: tuple[torch.Tensor, ...], picked: torch.Tensor | slice = slice(None),
+              ) -> bool:
+        """Write ``values[k][picked]`` into rows ``rows``; False when nothing is (or can be) kept."""
+        if not values or not self.enabled:
+            return False
+        if self.tensors is None:
+            if self.n * sum(v[0].numel() * v.element_size() for v in values) > KNOWN_STATES_BYTES:
+                self.enabled = False
+                return False
+            self.tensors = [v.new_zeros(self.n, *v.shape[1:]) for v in values]
+        for stored, new in zip(self.tensors, values):
+            stored[rows] = new[picked]
+        return True
+
+
 class _KnownStates:
     """ReLU states proved by each point's smallest *failed* evaluation, and its radius.
 
@@ -94,58 +117,41 @@ class _KnownStates:
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.radius = torch.full((n,), math.inf, dtype=torch.float64, device=device)
-        self.states: list[torch.Tensor] | None = None
-        self.enabled = True
+        self.states = _PerPoint(n)
 
     def valid_for(self, part: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
-        if self.states is None:
+        if self.states.tensors is None:
             return None
         inside = eps.double() <= self.radius[part]
-        return tuple(s[part] * inside.view(-1, *[1] * (s.dim() - 1)) for s in self.states)
+        return tuple(s[part] * inside.view(-1, *[1] * (s.dim() - 1)) for s in self.states.tensors)
 
     def record(self, part: torch.Tensor, eps: torch.Tensor, states: tuple[torch.Tensor, ...],
                held: torch.Tensor) -> None:
-        if not states or not self.enabled:
-            return
-        if self.states is None:
-            if len(self.radius) * sum(s[0].numel() for s in states) > KNOWN_STATES_BYTES:
-                self.enabled = False  # too many points x neurons to keep: every evaluation is fresh
-                return
-            self.states = [s.new_zeros(len(self.radius), *s.shape[1:]) for s in states]
         update = ~held & (eps.double() < self.radius[part])
-        rows = part[update]
-        for stored, new in zip(self.states, states):
-            stored[rows] = new[update]
-        self.radius[rows] = eps.double()[update]
+        if self.states.store(part[update], states, update):
+            self.radius[part[update]] = eps.double()[update]
 
 
 class _WarmSlopes:
-    """alpha-CROWN's final slopes of each point's latest evaluation (none until it has one),
-    kept while they fit :data:`KNOWN_STATES_BYTES`; every point's rows are its margin rows."""
+    """alpha-CROWN's final slopes of each point's latest evaluation (none until it has one);
+    every point's rows are its margin rows. ``steps``: Adam steps of a warm-started evaluation
+    (``None``: every evaluation is cold)."""
 
     def __init__(self, n: int, steps: int | None) -> None:
-        self.n, self.steps = n, steps
-        self.slopes: list[torch.Tensor] | None = None
+        self.steps = steps
+        self.slopes = _PerPoint(n)
+        self.slopes.enabled = steps is not None
         self.seen = torch.zeros(n, dtype=torch.bool)
-        self.enabled = steps is not None
 
     def start_for(self, part: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
         """The slopes to start ``part`` from, when every point of it has some."""
-        if self.slopes is None or not bool(self.seen[part.cpu()].all()):
+        if self.slopes.tensors is None or not bool(self.seen[part.cpu()].all()):
             return None
-        return tuple(s[part] for s in self.slopes)
+        return tuple(s[part] for s in self.slopes.tensors)
 
     def record(self, part: torch.Tensor, slopes: tuple[torch.Tensor, ...]) -> None:
-        if not slopes or not self.enabled:
-            return
-        if self.slopes is None:
-            if self.n * sum(s[0].numel() * s.element_size() for s in slopes) > KNOWN_STATES_BYTES:
-                self.enabled = False  # too many points x slopes to keep: every evaluation is cold
-                return
-            self.slopes = [s.new_zeros(self.n, *s.shape[1:]) for s in slopes]
-        for stored, new in zip(self.slopes, slopes):
-            stored[part] = new
-        self.seen[part.cpu()] = True
+        if self.slopes.store(part, slopes):
+            self.seen[part.cpu()] = True
 
 
 def _pieces(index: torch.Tensor, size: int) -> list[tuple[torch.Tensor, slice]]:
@@ -231,10 +237,10 @@ class _Bounder:
                 input_set = InputSet(self.points[part], eps[pos], domain=self.domain)
                 spec = margin_spec(self.predicted[part], self.classes).to(self.points.dtype)
                 start = self.warm.start_for(part)
-                steps: dict[str, Any] = {} if start is None or self.warm.steps is None else {"alpha_steps": self.warm.steps}
+                steps = ALPHA_STEPS if start is None or self.warm.steps is None else self.warm.steps
                 certificate = linear_certificate(self.net, input_set, spec, method=self.method,
                                                  known_states=self.known.valid_for(part, eps[pos]),
-                                                 alpha_start=start, **steps)
+                                                 alpha_start=start, alpha_steps=steps)
                 self.warm.record(part, certificate.slopes)
                 lam, offset = certificate.coefficients, certificate.offset - self.guard[part].unsqueeze(1)
                 mid, rad = (t.flatten(1).unsqueeze(1) for t in input_set.mid_radius())
