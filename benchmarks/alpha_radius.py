@@ -1,19 +1,22 @@
-"""Benchmark: alpha-CROWN certified radii in float64, slopes warm-started across the search or cold.
+"""Benchmark: alpha-CROWN certified radii in float64: seeded by CROWN's search, warm-started or cold.
 
 One model directory, its first ``--points`` Fashion-MNIST test points, ``--threads`` threads,
-the default search tolerances. Three searches on the same points, in one run:
+the default search tolerances. The searches of ``--searches`` on the same points, in one run:
 
 * ``crown``: the reference radius (no slopes to optimise);
-* ``alpha-crown cold``: every evaluation starts at CROWN's slopes and takes 20 Adam steps
-  (``SearchSettings(warm_alpha_steps=None)``);
-* ``alpha-crown warm``: a point's first evaluation (at radius 0) as cold, every later one
-  starts from the slopes its previous one returned and takes ``--warm-steps`` steps.
+* ``alpha-crown cold``: a whole search from radius 0, every evaluation starting at CROWN's
+  slopes with 20 Adam steps (``SearchSettings(warm_alpha_steps=None, crown_seed=False)``);
+* ``alpha-crown warm``: a whole search, a point's first evaluation as cold, every later one
+  from the slopes its previous one returned with ``--warm-steps`` steps (``crown_seed=False``);
+* ``alpha-crown seeded`` (the default search): CROWN's search, then alpha-CROWN from CROWN's
+  radius, warm-started as above.
 
-For each: seconds, mean radius, bound evaluations per point; for the warm search also how
-many points its radius is below / above the cold one's (by more than the search tolerance),
-and PGD-100 at every warm radius (``broken`` must be 0). JSON goes to
-``benchmarks/results/alpha-radius.json``; a Markdown table is printed.
-Run: ``python benchmarks/alpha_radius.py --model DIR [--points 300] [--warm-steps 5]``.
+For each: seconds, mean radius, bound evaluations per point (CROWN's included for the seeded
+search); for every alpha-CROWN search but the reference (the cold one, or the first run)
+how many points its radius is below / above the reference's (by more than the search
+tolerance); PGD-100 at every radius of the default search (``broken`` must be 0). JSON goes
+to ``benchmarks/results/alpha-radius.json``; a Markdown table is printed.
+Run: ``python benchmarks/alpha_radius.py --model DIR [--points 300] [--searches crown,seeded,warm]``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main() -> None:
     parser.add_argument("--warm-steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--domain-clip", action="store_true", help="intersect the balls with [0, 1]")
+    parser.add_argument("--searches", default="crown,seeded,warm,cold",
+                        help="comma-separated, from crown, seeded, warm, cold (cold takes about 3x warm)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,21 +54,32 @@ def main() -> None:
     test = load_dataset("fashion-mnist").test.head(args.points)
     x, y = test.floats(), test.labels
     domain = (0.0, 1.0) if args.domain_clip else None
-    runs = {"crown": ("crown", SearchSettings()),
-            "alpha-crown cold": ("alpha-crown", SearchSettings(warm_alpha_steps=None)),
-            "alpha-crown warm": ("alpha-crown", SearchSettings(warm_alpha_steps=args.warm_steps))}
+    searches = {"crown": ("crown", SearchSettings()),
+                "alpha-crown seeded": ("alpha-crown", SearchSettings(warm_alpha_steps=args.warm_steps)),
+                "alpha-crown warm": ("alpha-crown", SearchSettings(warm_alpha_steps=args.warm_steps, crown_seed=False)),
+                "alpha-crown cold": ("alpha-crown", SearchSettings(warm_alpha_steps=None, crown_seed=False))}
+    chosen = [name for name in searches if name.split()[-1] in args.searches.split(",")]
     found = {}
-    for name, (method, settings) in runs.items():
+    for name in chosen:
+        method, settings = searches[name]
         result = certified_radius(model, x, labels=y, method=method, domain=domain, dtype=torch.float64,
                                   settings=settings)
         found[name] = result
         print(f"{time.strftime('%H:%M:%S')} {name}: {result.seconds:.1f} s, mean radius "
               f"{float(result.radius.mean()):.5f}", flush=True)
-    cold, warm = found["alpha-crown cold"].radius, found["alpha-crown warm"].radius
-    tolerance = SearchSettings().rtol * torch.maximum(cold, warm) + SearchSettings().atol
-    held = warm > 0
+    alphas = [name for name in reversed(chosen) if name != "crown"]  # the cold search first, when run
+    compared = {}
+    for name in alphas[1:]:
+        reference, radius = found[alphas[0]].radius, found[name].radius
+        tolerance = SearchSettings().rtol * torch.maximum(reference, radius) + SearchSettings().atol
+        compared[name] = {"reference": alphas[0], "below": int((radius < reference - tolerance).sum()),
+                          "above": int((radius > reference + tolerance).sum()),
+                          "speed_ratio": found[alphas[0]].seconds / found[name].seconds}
+    default_name = "alpha-crown seeded" if "alpha-crown seeded" in found else (alphas or chosen)[0]
+    default = found[default_name]
+    held = default.radius > 0
     attack = PGD(steps=100, relative_step=0.1, random_start=True, restarts=2, seed=1)
-    broken = attack(model.float(), x[held], found["alpha-crown warm"].predicted[held], eps=warm[held].float(),
+    broken = attack(model.float(), x[held], default.predicted[held], eps=default.radius[held].float(),
                     early_stop=True).success
     result = {
         "machine": {"threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
@@ -72,19 +88,20 @@ def main() -> None:
         "warm_steps": args.warm_steps,
         "runs": {name: {"seconds": r.seconds, "mean_radius": float(r.radius.mean()),
                         "evaluations_per_point": float(r.evaluations.double().mean())} for name, r in found.items()},
-        "warm_vs_cold": {"below": int((warm < cold - tolerance).sum()), "above": int((warm > cold + tolerance).sum()),
-                         "speed_ratio": found["alpha-crown cold"].seconds / found["alpha-crown warm"].seconds},
-        "pgd_at_warm_radius": {"points": int(held.sum()), "broken": int(broken.sum())},
+        "against_reference": compared,
+        "pgd_at_default_radius": {"search": default_name, "points": int(held.sum()),
+                                  "broken": int(broken.sum())},
     }
     atomic.write_json(args.out, result)
     print("| search | seconds | mean radius | evaluations / point |")
     print("| --- | ---: | ---: | ---: |")
     for name, r in result["runs"].items():
         print(f"| {name} | {r['seconds']:.1f} | {r['mean_radius']:.5f} | {r['evaluations_per_point']:.2f} |")
-    w = result["warm_vs_cold"]
-    print(f"warm radius below cold on {w['below']}, above on {w['above']} of {args.points}; "
-          f"cold/warm time {w['speed_ratio']:.2f}; PGD broke {result['pgd_at_warm_radius']['broken']} of "
-          f"{result['pgd_at_warm_radius']['points']} warm radii")
+    for name, c in compared.items():
+        print(f"{name}: radius below {c['reference']} on {c['below']}, above on {c['above']} of {args.points}; "
+              f"{c['reference']} / {name} time {c['speed_ratio']:.2f}")
+    pgd = result["pgd_at_default_radius"]
+    print(f"PGD broke {pgd['broken']} of {pgd['points']} radii of {pgd['search']}")
 
 
 if __name__ == "__main__":

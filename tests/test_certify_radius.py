@@ -158,3 +158,76 @@ def test_known_states_come_only_from_a_failed_larger_ball(monkeypatch: pytest.Mo
             if value[i] <= guard[row]:
                 failed.setdefault(row, []).append((float(eps[i]), tuple(s[i] for s in certificate.states)))
     assert used > 0 and bool((result.radius > 0).any())
+
+
+def test_a_seeded_search_starts_at_the_weaker_methods_radius() -> None:
+    """Synthetic weak g1(e) = a - b e - c e^2 and strong g2 = g1 + d e (equal at 0): seeded with
+    g1's outcome, the search on g2 brackets g2's zero, never below g1's radius, in a few
+    evaluations; no gain (d = 0) costs one, and a point failing at 0 none."""
+    a = torch.tensor([1.0, 2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    b = torch.tensor([10.0, 5.0, 40.0, 1.0, 1.0], dtype=torch.float64)
+    c = torch.tensor([100.0, 0.0, 500.0, 20.0, 0.0], dtype=torch.float64)
+    d = torch.tensor([0.5, 0.0, 3.0, 0.05, 0.0], dtype=torch.float64)
+
+    def probe_of(gain: torch.Tensor):
+        def probe(index: torch.Tensor, eps: torch.Tensor) -> Probe:
+            value = a[index] - (b[index] - gain[index]) * eps - c[index] * eps ** 2
+            slope = -(b[index] - gain[index]) - 2 * c[index] * eps
+            return Probe(value > 0, value, eps - value / slope)
+        return probe
+
+    settings = SearchSettings(rtol=1e-3, atol=1e-9)
+    weak = bracket_search(probe_of(torch.zeros_like(d)), 5, dtype=torch.float64, settings=settings)
+    seeded = bracket_search(probe_of(d), 5, dtype=torch.float64, settings=settings, seed=weak.seed())
+    cold = bracket_search(probe_of(d), 5, dtype=torch.float64, settings=settings)
+    bb = b - d
+    zero = torch.where(c > 0, (-bb + torch.sqrt(bb ** 2 + 4 * c * a.clamp(min=0))) / (2 * c).where(c > 0, torch.ones_like(c)),
+                       a.clamp(min=0) / bb)
+    assert bool((seeded.radius >= weak.radius).all()) and bool((seeded.radius <= zero).all())
+    assert bool((zero - seeded.radius <= 1e-9 + 1e-3 * seeded.radius).all())
+    assert seeded.evaluations.tolist()[1] == 1 and seeded.evaluations.tolist()[4] == 0
+    assert float(seeded.radius[4]) == 0.0
+    assert int(seeded.evaluations.sum()) < int(cold.evaluations.sum())
+
+
+def test_alpha_crown_radius_seeded_by_crown_is_sound_and_spends_fewer_alpha_evaluations(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shallowcert.certify.radius as radius_module
+
+    counts = {"alpha-crown": 0, "crown": 0}
+    alpha_steps: set[tuple[bool, int]] = set()
+    real = radius_module.linear_certificate
+
+    def counting(net, input_set, spec, **options):
+        counts[options["method"]] += len(input_set.center)
+        if options["method"] == "alpha-crown":
+            alpha_steps.add((options["alpha_start"] is None, options["alpha_steps"]))
+        return real(net, input_set, spec, **options)
+
+    monkeypatch.setattr(radius_module, "linear_certificate", counting)
+    model = small_convnet(5)
+    x = torch.rand(20, 1, 6, 6, generator=torch.Generator().manual_seed(6))
+    settings = SearchSettings(rtol=0.01, atol=1e-6)
+    crown = certified_radius(model, x, method="crown", dtype=torch.float64, settings=settings).radius
+    counts.update({"alpha-crown": 0, "crown": 0})
+    seeded = certified_radius(model, x, method="alpha-crown", dtype=torch.float64, settings=settings)
+    seeded_alpha, seeded_crown = counts["alpha-crown"], counts["crown"]
+    assert alpha_steps == {(True, settings.warm_alpha_steps), (False, settings.warm_alpha_steps)}  # first from CROWN's
+    counts.update({"alpha-crown": 0, "crown": 0})
+    plain = certified_radius(model, x, method="alpha-crown", dtype=torch.float64,
+                             settings=SearchSettings(rtol=0.01, atol=1e-6, crown_seed=False))
+    assert seeded_crown > 0 and counts["crown"] == 0
+    assert seeded_alpha < counts["alpha-crown"]
+    assert torch.equal(seeded.evaluations.sum(), torch.tensor(seeded_alpha + seeded_crown))
+    assert bool((seeded.radius >= crown).all()) and bool((seeded.radius > crown).any())
+    assert float(seeded.radius.mean()) >= 0.98 * float(plain.radius.mean())
+    # sound: no sampled input in a point's certified ball changes its class
+    held = seeded.radius > 0
+    points, radii = x[held].double(), seeded.radius[held]
+    generator = torch.Generator().manual_seed(7)
+    net = model.double()
+    for _ in range(20):
+        corner = points + radii.view(-1, 1, 1, 1) * torch.sign(torch.rand(points.shape, generator=generator,
+                                                                           dtype=torch.float64) - 0.5)
+        with torch.no_grad():
+            assert torch.equal(net(corner).argmax(1), seeded.predicted[held])

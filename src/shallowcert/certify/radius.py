@@ -13,10 +13,15 @@ first is at radius 0) starts from the final slopes its previous evaluation retur
 ``settings.warm_alpha_steps`` Adam steps instead of the engine's 20, so the optimisation goes
 on across the search's radii instead of restarting from CROWN's slopes at each. Any slopes
 in [0, 1] give a sound bound: the start changes only how tight it is and how fast it gets there.
+And the bracketing search with ``alpha-crown`` runs CROWN's search first and starts alpha-CROWN
+from its radius (``settings.crown_seed``; :func:`shallowcert.certify.search.bracket_search`'s
+``seed``): alpha-CROWN keeps CROWN's bound as a candidate, so CROWN's radius holds for it, and
+its first evaluation is at the radius where CROWN failed. Most points then take one to three
+alpha-CROWN evaluations instead of a whole search from radius 0.
 
 Why every reported radius is certified: the search only ever reports a radius at which a
-full evaluation (intermediate bounds computed for that very ball) returned positive
-bounds; the shortcut's zero only chooses *where* to evaluate next. Below a failed radius
+full evaluation (intermediate bounds computed for that very ball; CROWN's, for an alpha-CROWN
+radius that alpha-CROWN did not raise) returned positive bounds; the shortcut's zero only chooses *where* to evaluate next. Below a failed radius
 the evaluation starts from the ReLU states that the failed (larger) ball proved
 (``known_states``): sound, and it skips most of the work; such a bound can differ from a
 fresh one at that radius in rare cases, so ``benchmarks/certify.py`` re-evaluates every
@@ -27,6 +32,7 @@ label (see :mod:`shallowcert.certify.area`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -135,10 +141,11 @@ class _KnownStates:
 class _WarmSlopes:
     """alpha-CROWN's final slopes of each point's latest evaluation (none until it has one);
     every point's rows are its margin rows. ``steps``: Adam steps of a warm-started evaluation
-    (``None``: every evaluation is cold)."""
+    (``None``: every evaluation is cold, with the engine's :data:`ALPHA_STEPS`); ``first_steps``:
+    those of an evaluation with no slopes yet (from CROWN's)."""
 
-    def __init__(self, n: int, steps: int | None) -> None:
-        self.steps = steps
+    def __init__(self, n: int, steps: int | None, first_steps: int = ALPHA_STEPS) -> None:
+        self.steps, self.first_steps = steps, first_steps
         self.slopes = _PerPoint(n)
         self.slopes.enabled = steps is not None
         self.seen = torch.zeros(n, dtype=torch.bool)
@@ -148,6 +155,12 @@ class _WarmSlopes:
         if self.slopes.tensors is None or not bool(self.seen[part.cpu()].all()):
             return None
         return tuple(s[part] for s in self.slopes.tensors)
+
+    def steps_for(self, start: tuple[torch.Tensor, ...] | None) -> int:
+        """Adam steps of an evaluation that starts from ``start`` (``None``: CROWN's slopes)."""
+        if self.steps is None:
+            return ALPHA_STEPS
+        return self.first_steps if start is None else self.steps
 
     def record(self, part: torch.Tensor, slopes: tuple[torch.Tensor, ...]) -> None:
         if self.slopes.store(part, slopes):
@@ -194,7 +207,9 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     n = len(x)
     failures, returned = None, None
     outcome: SearchOutcome | NewtonOutcome
-    if search == "bisect":
+    if search == "bisect" and method == "alpha-crown" and settings.crown_seed:
+        outcome = _crown_seeded_search(bounder, dtype, settings, device)
+    elif search == "bisect":
         outcome = bracket_search(bounder.probe, n, dtype=dtype, settings=settings, device=device)
     else:
         newton = newton_search(bounder.margins, n, dtype=dtype, settings=settings, device=device)
@@ -203,6 +218,24 @@ def certified_radius(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor 
     correct = None if labels is None else predicted == labels.cpu()
     return RadiusResult(outcome.radius.cpu(), predicted, correct, outcome.evaluations.cpu(), outcome.rounds,
                         search, method, domain, dtype_name(dtype), time.perf_counter() - start, failures, returned)
+
+
+def _crown_seeded_search(bounder: _Bounder, dtype: torch.dtype, settings: SearchSettings,
+                         device: torch.device) -> SearchOutcome:
+    """The alpha-CROWN search started from CROWN's: CROWN's search first (cheap), then alpha-CROWN
+    from CROWN's radius, first at CROWN's failed radius (:func:`bracket_search`'s ``seed``), that
+    first evaluation with the warm start's steps from CROWN's slopes (20 cold steps there cost
+    as much as three warm evaluations).
+    alpha-CROWN keeps CROWN's bound as a candidate, so CROWN's radius holds for it too, and most
+    points need one to three alpha-CROWN evaluations instead of a whole search. Both searches
+    share the ReLU states their failures proved. Evaluations and rounds are summed."""
+    n = len(bounder.points)
+    crown = bracket_search(bounder.with_method("crown").probe, n, dtype=dtype, settings=settings, device=device)
+    if settings.warm_alpha_steps is not None:  # CROWN's slopes are near the radius already: a warm start's steps
+        bounder.warm.first_steps = settings.warm_alpha_steps
+    alpha = bracket_search(bounder.probe, n, dtype=dtype, settings=settings, device=device, seed=crown.seed())
+    return SearchOutcome(alpha.radius, crown.evaluations + alpha.evaluations, crown.rounds + alpha.rounds,
+                         alpha.value, alpha.failed)
 
 
 class _Bounder:
@@ -221,6 +254,12 @@ class _Bounder:
         self.known = _KnownStates(len(points), points.device)
         self.warm = _WarmSlopes(len(points), warm_alpha_steps if method == "alpha-crown" else None)
 
+    def with_method(self, method: str) -> _Bounder:
+        """The same points, predictions, guards and known states, bounded with ``method``."""
+        other = copy.copy(self)
+        other.method, other.warm = method, _WarmSlopes(len(self.points), None)
+        return other
+
     def margins(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The smallest margin lower bound minus the guard, per point of ``index`` at its ``eps``."""
         bounds = [margin_lower_bounds(self.net, self.points[part], self.predicted[part], eps[pos], method=self.method,
@@ -237,7 +276,7 @@ class _Bounder:
                 input_set = InputSet(self.points[part], eps[pos], domain=self.domain)
                 spec = margin_spec(self.predicted[part], self.classes).to(self.points.dtype)
                 start = self.warm.start_for(part)
-                steps = ALPHA_STEPS if start is None or self.warm.steps is None else self.warm.steps
+                steps = self.warm.steps_for(start)
                 certificate = linear_certificate(self.net, input_set, spec, method=self.method,
                                                  known_states=self.known.valid_for(part, eps[pos]),
                                                  alpha_start=start, alpha_steps=steps)

@@ -13,7 +13,8 @@ bounds of radius ``e`` fixed (:mod:`shallowcert.certify.shortcut`). The next rad
 * **growing** (``hi = inf``): from radius 0, ``first_step`` times the affine form's zero
   (the tangent's zero overshoots since ``g`` bends down: on a Fashion-MNIST network the
   radius was a median 0.53 of it); later, the secant through the last two successes,
-  capped by the affine form's zero; ``growth * e`` where neither exists;
+  capped by the affine form's zero (that zero alone after a seed's radius, whose value is
+  another method's); ``growth * e`` where neither exists;
 * **bracketed**: the Illinois variant of regula falsi on ``(lo, g(lo))``, ``(hi, g(hi))``
   (the chord's zero; when the same end moved twice in a row, the other end's ``g`` is
   halved, so that the bracket closes from both sides); after a failure at ``hi`` at least
@@ -77,6 +78,7 @@ class SearchSettings:
     max_rounds: int = 40
     warm_alpha_steps: int | None = 5  # alpha-crown: Adam steps of an evaluation started from the point's
     #                                   last slopes (its first evaluation takes the engine's 20); None: all cold
+    crown_seed: bool = True  # alpha-crown (bracketing): search with CROWN first, then alpha-CROWN from its radius
 
     def __post_init__(self) -> None:
         if self.warm_alpha_steps is not None:
@@ -97,14 +99,29 @@ class SearchOutcome:
     radius: torch.Tensor       # (N,) largest radius evaluated and held (0 when none held)
     evaluations: torch.Tensor  # (N,) int: bound evaluations spent on each point
     rounds: int                # batched evaluations
+    value: torch.Tensor        # (N,) the smallest margin lower bound at ``radius`` (0 when none held)
+    failed: torch.Tensor       # (N,) smallest radius evaluated that failed (inf when none failed)
+
+    def seed(self) -> SearchOutcome:
+        """This outcome as the start of a search with a tighter method (:func:`bracket_search`'s
+        ``seed``), with no evaluations of its own."""
+        return SearchOutcome(self.radius, torch.zeros_like(self.evaluations), 0, self.value, self.failed)
 
 
 def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: SearchSettings,
-                   device: torch.device | str = "cpu") -> SearchOutcome:
+                   device: torch.device | str = "cpu", seed: SearchOutcome | None = None) -> SearchOutcome:
     """Run the bracketing search (module docstring) for ``n`` points with ``probe``.
 
     The search state, the indices and radii passed to ``probe`` and the outcome live on
     ``device``, which must be where ``probe`` returns its tensors.
+
+    ``seed``: the outcome of a search with a method whose bound is never above ``probe``'s
+    (CROWN under alpha-CROWN, which keeps CROWN's bound as a candidate). Its radius held, so
+    it holds for ``probe`` too and starts as ``lo``; the first evaluation is at its failed
+    radius. Where ``probe`` fails there too, the bracket is already within the tolerance and
+    the point costs one evaluation; a point the seed could not certify at radius 0 (a margin
+    that fails at the point itself, which no relaxation changes) or that held at
+    ``max_radius`` is not evaluated again. The outcome counts only this search's evaluations.
     """
     lo = torch.full((n,), -1.0, dtype=dtype, device=device)              # -1: nothing held yet
     hi = torch.full((n,), math.inf, dtype=dtype, device=device)
@@ -117,6 +134,14 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
     stalls = torch.zeros(n, dtype=torch.long, device=device)
     evaluations = torch.zeros(n, dtype=torch.long, device=device)
     active = torch.ones(n, dtype=torch.bool, device=device)
+    seeded = torch.zeros(n, dtype=torch.bool, device=device)  # lo is the seed's: its g is another method's
+    if seed is not None:
+        seeded = (seed.radius > 0) | (seed.failed > 0)  # held at radius 0 at least
+        lo = torch.where(seeded, seed.radius.to(device=device, dtype=dtype), lo)
+        g_lo = torch.where(seeded, seed.value.to(device=device, dtype=dtype), g_lo)
+        last_held = seeded.clone()
+        eps = seed.failed.to(device=device, dtype=dtype).clone()
+        active = seeded & torch.isfinite(eps)
     rounds = 0
     while bool(active.any()) and rounds < settings.max_rounds:
         index = torch.nonzero(active).squeeze(1)
@@ -127,7 +152,8 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
         held, value = result.held, result.value.to(dtype)
         bracketed = torch.isfinite(hi[index])
         width_before = hi[index] - lo[index]
-        had_lo = held & (lo[index] >= 0)
+        had_lo = held & (lo[index] >= 0) & ~seeded[index]  # no secant through the seed's value
+        seeded[index] = False
         prev[index] = torch.where(had_lo, lo[index], prev[index])
         g_prev[index] = torch.where(had_lo, g_lo[index], g_prev[index])
         # Illinois: the same end moving twice in a row halves the other end's value
@@ -148,7 +174,8 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
         eps[index] = _next_radius(e, held, zero, lo[index], hi[index], g_lo[index], g_hi[index], prev[index],
                                   g_prev[index], stalls[index], settings)
         active[index] = ~finished
-    return SearchOutcome(radius=lo.clamp(min=0), evaluations=evaluations, rounds=rounds)
+    return SearchOutcome(radius=lo.clamp(min=0), evaluations=evaluations, rounds=rounds,
+                         value=torch.where(lo >= 0, g_lo, torch.zeros_like(g_lo)), failed=hi)
 
 
 def _chord_zero(a: torch.Tensor, g_a: torch.Tensor, b: torch.Tensor, g_b: torch.Tensor) -> torch.Tensor:
@@ -162,7 +189,8 @@ def _next_radius(e: torch.Tensor, held: torch.Tensor, zero: torch.Tensor | None,
     """The next radius to evaluate for each point (see the module docstring)."""
     affine = zero if zero is not None else torch.full_like(e, math.nan)
     # growing: no failure yet, so the last evaluation (at e = lo) held
-    secant = torch.minimum(_chord_zero(prev, g_prev, lo, g_lo), affine)
+    chord = _chord_zero(prev, g_prev, lo, g_lo)
+    secant = torch.where(torch.isnan(chord), affine, torch.minimum(chord, affine))  # no secant yet: the affine zero
     guess = torch.where(e > 0, secant, settings.first_step * affine)
     growth = torch.where(e > 0, e * settings.growth, torch.full_like(e, settings.start))
     grow = torch.where(guess > e, guess, growth).clamp(max=settings.max_radius)
