@@ -36,6 +36,7 @@ from shallowcert.data import load_dataset
 from shallowcert.models import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "alpha-radius.json"
+SEARCHES = ("crown", "seeded", "warm", "cold")
 
 
 def main() -> None:
@@ -49,6 +50,10 @@ def main() -> None:
                         help="comma-separated, from crown, seeded, warm, cold (cold takes about 3x warm)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
+    wanted = args.searches.split(",")
+    unknown = sorted(set(wanted) - set(SEARCHES))
+    if unknown:
+        parser.error(f"unknown search(es) {', '.join(unknown)}: choose from {', '.join(SEARCHES)}")
     torch.set_num_threads(args.threads)
     model = load_model(args.model).model.eval()
     test = load_dataset("fashion-mnist").test.head(args.points)
@@ -58,7 +63,7 @@ def main() -> None:
                 "alpha-crown seeded": ("alpha-crown", SearchSettings(warm_alpha_steps=args.warm_steps)),
                 "alpha-crown warm": ("alpha-crown", SearchSettings(warm_alpha_steps=args.warm_steps, crown_seed=False)),
                 "alpha-crown cold": ("alpha-crown", SearchSettings(warm_alpha_steps=None, crown_seed=False))}
-    chosen = [name for name in searches if name.split()[-1] in args.searches.split(",")]
+    chosen = [name for name in searches if name.split()[-1] in wanted]
     found = {}
     for name in chosen:
         method, settings = searches[name]

@@ -31,8 +31,10 @@ CASE = Path("/work/shared/vnncomp/test")
 
 def verify_command(python: bool = False) -> list[str]:
     """The command that verifies the small case; ``python``: as ``python -X importtime -m shallowcert``."""
-    head = [sys.executable, "-X", "importtime", "-m", "shallowcert"] if python else [shutil.which("shallowcert") or
-                                                                                     "shallowcert"]
+    if python:
+        head = [sys.executable, "-X", "importtime", "-m", "shallowcert"]
+    else:
+        head = [shutil.which("shallowcert") or "shallowcert"]
     return [*head, "verify", "--onnx", str(CASE / "onnx" / "test_small.onnx"), "--vnnlib",
             str(CASE / "vnnlib" / "test_small.vnnlib"), "--timeout", "10"]
 

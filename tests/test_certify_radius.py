@@ -178,11 +178,11 @@ def test_a_seeded_search_starts_at_the_weaker_methods_radius() -> None:
 
     settings = SearchSettings(rtol=1e-3, atol=1e-9)
     weak = bracket_search(probe_of(torch.zeros_like(d)), 5, dtype=torch.float64, settings=settings)
-    seeded = bracket_search(probe_of(d), 5, dtype=torch.float64, settings=settings, seed=weak.seed())
+    seeded = bracket_search(probe_of(d), 5, dtype=torch.float64, settings=settings, seed=weak)
     cold = bracket_search(probe_of(d), 5, dtype=torch.float64, settings=settings)
     bb = b - d
-    zero = torch.where(c > 0, (-bb + torch.sqrt(bb ** 2 + 4 * c * a.clamp(min=0))) / (2 * c).where(c > 0, torch.ones_like(c)),
-                       a.clamp(min=0) / bb)
+    root = (-bb + torch.sqrt(bb ** 2 + 4 * c * a.clamp(min=0))) / (2 * c).where(c > 0, torch.ones_like(c))
+    zero = torch.where(c > 0, root, a.clamp(min=0) / bb)
     assert bool((seeded.radius >= weak.radius).all()) and bool((seeded.radius <= zero).all())
     assert bool((zero - seeded.radius <= 1e-9 + 1e-3 * seeded.radius).all())
     assert seeded.evaluations.tolist()[1] == 1 and seeded.evaluations.tolist()[4] == 0

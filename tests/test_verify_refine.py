@@ -55,7 +55,8 @@ def _dense_reference(base: SubdomainBounder, pre: list[tuple[torch.Tensor, torch
         bound = back_substitute(network.steps[:positions[layer]], torch.cat([eye, -eye], 1), relaxations)
         value = concretize(bound.coefficients, mid.expand(count, *mid.shape[1:]),
                            rad.expand(count, *rad.shape[1:]))[0] + bound.offset_lower
-        new_lower, new_upper = value[:, :eye.shape[1]].reshape(lower.shape), -value[:, eye.shape[1]:].reshape(lower.shape)
+        rows = eye.shape[1]
+        new_lower, new_upper = value[:, :rows].reshape(lower.shape), -value[:, rows:].reshape(lower.shape)
         unstable = unstable_mask(lower, upper)
         refined[layer] = (torch.where(unstable, torch.maximum(lower, new_lower), lower),
                           torch.where(unstable, torch.minimum(upper, new_upper), upper))

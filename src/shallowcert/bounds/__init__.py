@@ -58,8 +58,8 @@ one evaluation certifies every ``eps' < min(R, (offset + lam · center) / ||lam|
 from shallowcert.bounds.adam import ProjectedAdam
 from shallowcert.bounds.affine import AffineMap
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
-from shallowcert.bounds.engine import (ALPHA_STEPS, METHODS, BoundOptions, LinearCertificate, linear_certificate, linear_lower_bound,
-                                       lower_bounds, relaxed_bound)
+from shallowcert.bounds.engine import (ALPHA_STEPS, METHODS, BoundOptions, LinearCertificate, linear_certificate,
+                                       linear_lower_bound, lower_bounds, relaxed_bound)
 from shallowcert.bounds.input_set import InputSet
 from shallowcert.bounds.intermediate import Relaxations, pool_relaxations, states_of
 from shallowcert.bounds.network import Network, as_affine, as_relu, read_network
@@ -67,7 +67,8 @@ from shallowcert.bounds.relaxation import Relaxation, relax, unstable_mask, with
 from shallowcert.bounds.screen import packed
 from shallowcert.bounds.spec import margin_spec
 
-__all__ = ["ALPHA_STEPS", "METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearBound", "LinearCertificate", "Network",
-           "ProjectedAdam", "Relaxation", "Relaxations", "as_affine", "as_relu", "back_substitute", "concretize",
-           "linear_certificate", "linear_lower_bound", "lower_bounds", "margin_spec", "packed", "pool_relaxations",
-           "read_network", "relax", "relaxed_bound", "states_of", "unstable_mask", "with_lower_slopes"]
+__all__ = ["ALPHA_STEPS", "METHODS", "AffineMap", "BoundOptions", "InputSet", "LinearBound", "LinearCertificate",
+           "Network", "ProjectedAdam", "Relaxation", "Relaxations", "as_affine", "as_relu", "back_substitute",
+           "concretize", "linear_certificate", "linear_lower_bound", "lower_bounds", "margin_spec", "packed",
+           "pool_relaxations", "read_network", "relax", "relaxed_bound", "states_of", "unstable_mask",
+           "with_lower_slopes"]

@@ -21,11 +21,12 @@ alpha-CROWN evaluations instead of a whole search from radius 0.
 
 Why every reported radius is certified: the search only ever reports a radius at which a
 full evaluation (intermediate bounds computed for that very ball; CROWN's, for an alpha-CROWN
-radius that alpha-CROWN did not raise) returned positive bounds; the shortcut's zero only chooses *where* to evaluate next. Below a failed radius
-the evaluation starts from the ReLU states that the failed (larger) ball proved
-(``known_states``): sound, and it skips most of the work; such a bound can differ from a
-fresh one at that radius in rare cases, so ``benchmarks/certify.py`` re-evaluates every
-radius freshly and with convex_adversarial and counts failures. The radius is that of
+radius that alpha-CROWN did not raise) returned positive bounds; the shortcut's zero only
+chooses *where* to evaluate next. Below a failed radius the evaluation starts from the ReLU
+states that the failed (larger) ball proved (``known_states``): sound, and it skips most of
+the work; such a bound can differ from a fresh one at that radius in rare cases, so
+``benchmarks/certify.py`` re-evaluates every radius freshly and with convex_adversarial and
+counts failures. The radius is that of
 the predicted class; a point whose predicted class is wrong has radius 0 for its true
 label (see :mod:`shallowcert.certify.area`).
 """
@@ -229,11 +230,12 @@ def _crown_seeded_search(bounder: _Bounder, dtype: torch.dtype, settings: Search
     alpha-CROWN keeps CROWN's bound as a candidate, so CROWN's radius holds for it too, and most
     points need one to three alpha-CROWN evaluations instead of a whole search. Both searches
     share the ReLU states their failures proved. Evaluations and rounds are summed."""
-    n = len(bounder.points)
-    crown = bracket_search(bounder.with_method("crown").probe, n, dtype=dtype, settings=settings, device=device)
-    if settings.warm_alpha_steps is not None:  # CROWN's slopes are near the radius already: a warm start's steps
-        bounder.warm.first_steps = settings.warm_alpha_steps
-    alpha = bracket_search(bounder.probe, n, dtype=dtype, settings=settings, device=device, seed=crown.seed())
+    n, steps = len(bounder.points), settings.warm_alpha_steps
+    crown = bracket_search(bounder.with_method("crown", _WarmSlopes(n, None)).probe, n, dtype=dtype,
+                           settings=settings, device=device)
+    # CROWN's slopes are near the radius already: the first evaluation takes a warm start's steps too
+    seeded = bounder.with_method("alpha-crown", _WarmSlopes(n, steps, ALPHA_STEPS if steps is None else steps))
+    alpha = bracket_search(seeded.probe, n, dtype=dtype, settings=settings, device=device, seed=crown)
     return SearchOutcome(alpha.radius, crown.evaluations + alpha.evaluations, crown.rounds + alpha.rounds,
                          alpha.value, alpha.failed)
 
@@ -254,10 +256,11 @@ class _Bounder:
         self.known = _KnownStates(len(points), points.device)
         self.warm = _WarmSlopes(len(points), warm_alpha_steps if method == "alpha-crown" else None)
 
-    def with_method(self, method: str) -> _Bounder:
-        """The same points, predictions, guards and known states, bounded with ``method``."""
+    def with_method(self, method: str, warm: _WarmSlopes) -> _Bounder:
+        """The same points, predictions, guards and known states (shared), bounded with ``method``
+        and slopes from ``warm``."""
         other = copy.copy(self)
-        other.method, other.warm = method, _WarmSlopes(len(self.points), None)
+        other.method, other.warm = method, warm
         return other
 
     def margins(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

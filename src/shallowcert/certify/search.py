@@ -102,11 +102,6 @@ class SearchOutcome:
     value: torch.Tensor        # (N,) the smallest margin lower bound at ``radius`` (0 when none held)
     failed: torch.Tensor       # (N,) smallest radius evaluated that failed (inf when none failed)
 
-    def seed(self) -> SearchOutcome:
-        """This outcome as the start of a search with a tighter method (:func:`bracket_search`'s
-        ``seed``), with no evaluations of its own."""
-        return SearchOutcome(self.radius, torch.zeros_like(self.evaluations), 0, self.value, self.failed)
-
 
 def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: SearchSettings,
                    device: torch.device | str = "cpu", seed: SearchOutcome | None = None) -> SearchOutcome:
@@ -121,7 +116,8 @@ def bracket_search(probe: ProbeFn, n: int, *, dtype: torch.dtype, settings: Sear
     radius. Where ``probe`` fails there too, the bracket is already within the tolerance and
     the point costs one evaluation; a point the seed could not certify at radius 0 (a margin
     that fails at the point itself, which no relaxation changes) or that held at
-    ``max_radius`` is not evaluated again. The outcome counts only this search's evaluations.
+    ``max_radius`` is not evaluated again. Only the seed's ``radius``, ``value`` and ``failed``
+    are read; the outcome counts only this search's evaluations.
     """
     lo = torch.full((n,), -1.0, dtype=dtype, device=device)              # -1: nothing held yet
     hi = torch.full((n,), math.inf, dtype=dtype, device=device)

@@ -53,34 +53,29 @@ def refine_after_splits(network: Network, pre: Bounds, split_layer: torch.Tensor
         if len(chosen) == 0:
             continue
         lower, upper = pre[layer]
-        candidates = unstable_mask(lower[chosen], upper[chosen]).flatten(1)
-        rows = int(candidates.sum(1).max()) if candidates.numel() else 0
+        candidates = unstable_mask(lower[chosen], upper[chosen])
+        rows = int(candidates.flatten(1).sum(1).max()) if candidates.numel() else 0
         if rows == 0:
             continue
         size = max(1, memory_budget // (2 * rows * widest * LIVE_COPIES * mid.element_size()))
         new_lower, new_upper = lower.clone(), upper.clone()
         for begin in range(0, len(chosen), size):
-            part = chosen[begin:begin + size]
-            low, high = _bound_layer(network, [(lo[part], up[part]) for lo, up in pre[:layer]], layer,
-                                     candidates[begin:begin + size], tuple(lower.shape[1:]), mid, rad)
-            shape = new_lower[part].shape
-            new_lower[part] = torch.maximum(new_lower[part], low.reshape(shape))
-            new_upper[part] = torch.minimum(new_upper[part], high.reshape(shape))
+            part, mask = chosen[begin:begin + size], candidates[begin:begin + size]
+            low, high = _bound_layer(network, [(lo[part], up[part]) for lo, up in pre[:layer]], layer, mask, mid, rad)
+            old_lower, old_upper = new_lower[part], new_upper[part]
+            new_lower[part] = old_lower.masked_scatter(mask, torch.maximum(old_lower[mask], low))
+            new_upper[part] = old_upper.masked_scatter(mask, torch.minimum(old_upper[mask], high))
         pre[layer] = (new_lower, new_upper)
     return pre
 
 
-def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torch.Tensor, shape: tuple[int, ...],
-                 mid: torch.Tensor, rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CROWN bounds ``(n, neurons)`` of the ``candidates`` (bool ``(n, neurons)``) of ReLU layer
-    ``layer``'s input (of ``shape``), from ``earlier`` bounds of the layers before it (patches for
-    a convolutional layer, dense rows otherwise); ``-inf``/``+inf`` elsewhere."""
+def _bound_layer(network: Network, earlier: Bounds, layer: int, candidates: torch.Tensor, mid: torch.Tensor,
+                 rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CROWN bounds (lower, upper) of the ``candidates`` (bool ``(n, *shape)``) of ReLU layer
+    ``layer``'s input, one value each in ``nonzero`` order, from ``earlier`` bounds of the layers
+    before it (patches for a convolutional layer, dense rows otherwise)."""
     positions = network.relu_positions
     count = len(candidates)
     relaxations: Relaxations = {p: relax(lo, up, lower_slope="crown") for p, (lo, up) in zip(positions, earlier)}
-    chosen = candidates.reshape(count, *shape)
-    value_lower, value_upper = candidate_bounds(network.steps[:positions[layer]], chosen, relaxations,
-                                                mid.expand(count, *mid.shape[1:]), rad.expand(count, *rad.shape[1:]))
-    low = torch.full_like(candidates, -torch.inf, dtype=mid.dtype)
-    high = torch.full_like(candidates, torch.inf, dtype=mid.dtype)
-    return low.masked_scatter(candidates, value_lower), high.masked_scatter(candidates, value_upper)
+    return candidate_bounds(network.steps[:positions[layer]], candidates, relaxations,
+                            mid.expand(count, *mid.shape[1:]), rad.expand(count, *rad.shape[1:]))
