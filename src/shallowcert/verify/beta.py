@@ -21,6 +21,13 @@ the child too). Once every unstable neuron is split the function is affine on th
 subdomain, and the optimum over beta is the LP's value (Lagrange duality), which Adam
 approaches.
 
+Precision: the optimisation is a search, run in ``search_dtype`` (float32 by default: about
+1.4x the subdomains per second of float64 on one CPU thread, mnist_fc 256x4); the bound a
+domain reports is one more back-substitution in the bounder's dtype (float64) with the best
+slopes and multipliers found, on the same float64 pre-activation bounds. A domain stops
+early once its float32 rows pass the margin by float32's own rounding margin, so the float64
+re-evaluation almost always confirms it; where it does not, the domain stays open.
+
 Warm start: a child starts from its parent's best alpha and beta (the new split's beta is the
 parent's, 0, since a free neuron's multiplier gets no gradient), so its few Adam steps
 continue the parent's optimisation instead of repeating it.
@@ -40,13 +47,16 @@ split is exact only when every pool window is stable.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from typing import TypeVar
 
 import torch
 
-from shallowcert.bounds import (LinearBound, ProjectedAdam, Relaxation, Relaxations, back_substitute, concretize,
+from shallowcert.bounds import (LinearBound, Network, ProjectedAdam, Relaxation, Relaxations, back_substitute, concretize,
                                 pool_relaxations, relax, unstable_mask, with_lower_slopes)
+from shallowcert.bounds.affine import ConvMap
 from shallowcert.bounds.maxpool import PoolRelaxation
 from shallowcert.verify.refine import refine_after_splits
 from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, SubdomainBounder, branching_scores,
@@ -54,6 +64,28 @@ from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, Su
 
 MEMORY_BUDGET = 1 << 29  # bytes of slopes, multipliers and optimiser state per engine call
 REFINE_DEPTH = 1  # ReLU layers after a new split whose bounds are refined (shallowcert.verify.refine)
+SEARCH_DTYPE = torch.float32  # of the slope and multiplier optimisation (module docstring)
+
+Lines = TypeVar("Lines", Relaxation, PoolRelaxation)
+
+
+def default_refine_depth(network: Network) -> int:
+    """:data:`REFINE_DEPTH` for a network without convolutions, else 0 (no refinement).
+
+    Measured at 30 s on one thread, float32 search: on oval21's cifar_base_kw the refinement
+    (dense rows of the fully connected layer back through both convolutions, in float64) took
+    19 of 28.5 s of the search on img6638, and without it 3 of the 6 timeouts were proved
+    (img6638 in 15.2 s, img8194 in 13.5 s, img6767 in 28.7 s); refining only the layers whose
+    rows are patches changed nothing but the time. On mnist_fc it pays: 256x4 prop_8_0.03 in
+    4.9 s against 6.1 s without, prop_11_0.05 14.8 s against 15.8 s, 256x6 prop_7_0.03 15.8 s
+    against 18.0 s."""
+    return 0 if any(isinstance(step, ConvMap) for step in network.steps) else REFINE_DEPTH
+
+
+def _in_dtype(lines: Lines, dtype: torch.dtype) -> Lines:
+    """A relaxation's floating-point tensors cast to ``dtype``."""
+    return dataclasses.replace(lines, **{f.name: getattr(lines, f.name).to(dtype) for f in dataclasses.fields(lines)
+                                         if getattr(lines, f.name).is_floating_point()})
 
 
 class SplitBounder:
@@ -61,11 +93,14 @@ class SplitBounder:
     from ``root``'s pre-activation bounds (one domain: the whole box). ``steps``: Adam steps per
     call (fewer once every domain is proved, or past ``deadline``, a ``time.monotonic()``
     value: the bounds reached so far hold). ``refine_depth``: layers after each new split whose
-    bounds are tightened first (:mod:`shallowcert.verify.refine`; 0: keep the parent's)."""
+    bounds are tightened first (:mod:`shallowcert.verify.refine`; 0: keep the parent's; default:
+    :func:`default_refine_depth`).
+    ``search_dtype``: of the optimisation and the branching estimates; the reported bounds are
+    computed in ``base``'s dtype (module docstring)."""
 
     def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int = 20, alpha_lr: float = 0.1,
                  beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET, deadline: float = math.inf,
-                 refine_depth: int = REFINE_DEPTH) -> None:
+                 refine_depth: int | None = None, search_dtype: torch.dtype = SEARCH_DTYPE) -> None:
         self.base, self.owner, self.margin = base, base.owner, base.margin
         self.steps, self.alpha_lr, self.beta_lr, self.memory_budget = steps, alpha_lr, beta_lr, memory_budget
         self.positions = base.network.relu_positions
@@ -74,7 +109,11 @@ class SplitBounder:
                               for lo, up in self.root.pre_activation)
         self.neurons = sum(len(index) for index in self.unstable)
         self.width = sum(lo[0].numel() for lo, _ in self.root.pre_activation)
-        self.deadline, self.refine_depth = deadline, refine_depth
+        self.deadline = deadline
+        self.refine_depth = default_refine_depth(base.network) if refine_depth is None else refine_depth
+        self.search_dtype = search_dtype
+        # float32 rows past this are confirmed by the float64 re-evaluation, barring rounding
+        self.search_margin = self.margin + base.margin_in(search_dtype)
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         return self.base.free_states(count)
@@ -145,37 +184,44 @@ class SplitBounder:
     def _estimate_chunk(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor,
                         parents: Inherited) -> torch.Tensor:
         needed = open_rows[:, self.owner].any(dim=0).nonzero().squeeze(1)
-        mid, rad = self._box()
+        dtype = self.search_dtype
+        mid, rad = self._box(dtype)
         with torch.no_grad():
-            pre = self._tightened(states, parents, mid, rad, refine=False)
+            pre = [(lo.to(dtype), up.to(dtype)) for lo, up in self._tightened(states, parents, *self._box(),
+                                                                              refine=False)]
             relaxations, pools, signs = self._relaxed(pre, states)
             alpha, beta = self._start(relaxations, parents, needed)
-            bound = self._evaluate(relaxations, pools, signs, alpha, beta, needed, len(open_rows))
+            bound = self._evaluate(self.search_dtype, relaxations, pools, signs, alpha, beta, needed,
+                                   len(open_rows))
             rows = parents.rows.clone()  # a parent's bound holds on its children
-            rows[:, needed] = torch.maximum(rows[:, needed], concretize(bound.coefficients, mid, rad)[0]
-                                            + bound.offset_lower - self.base.bound[needed])
+            rows[:, needed] = torch.maximum(rows[:, needed], (concretize(bound.coefficients, mid, rad)[0]
+                                            + bound.offset_lower).to(rows.dtype) - self.base.bound[needed])
             best = per_disjunct_max(rows, self.owner, self.base.disjuncts)
             return best.masked_fill(~open_rows, torch.inf).amin(dim=1)
 
-    def _box(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _box(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre and radius of the input box, ``(1, *input shape)``, in ``dtype`` (default: the base's)."""
         lower, upper = self.base.prop.lower.unsqueeze(0), self.base.prop.upper.unsqueeze(0)
-        return (upper + lower) / 2, (upper - lower) / 2
+        mid, rad = (upper + lower) / 2, (upper - lower) / 2
+        return (mid, rad) if dtype is None else (mid.to(dtype), rad.to(dtype))
 
     def _relaxed(self, pre: list[tuple[torch.Tensor, torch.Tensor]], states: tuple[torch.Tensor, ...],
                  ) -> tuple[dict[int, Relaxation], dict[int, PoolRelaxation], dict[int, torch.Tensor]]:
-        """CROWN relaxations of the ReLUs from ``pre``, the max pools' CROWN lines (never
-        split), and per ReLU the split signs ``(N, 1, box-unstable)`` (0 where not split)."""
+        """CROWN relaxations of the ReLUs from ``pre`` (in its dtype), the max pools' CROWN lines
+        (never split), and per ReLU the split signs ``(N, 1, box-unstable)`` (0 where not split)."""
         relaxations, signs = {}, {}
         for p, (lo, up), index, state in zip(self.positions, pre, self.unstable, states):
             relaxations[p] = relax(lo, up, lower_slope="crown")
             signs[p] = state.flatten(1)[:, index].to(lo.dtype).unsqueeze(1)
-        box = (self.base.prop.lower.unsqueeze(0), self.base.prop.upper.unsqueeze(0))
-        return relaxations, pool_relaxations(self.base.network, dict(zip(self.positions, pre)), box), signs
+        dtype = pre[0][0].dtype
+        box = (self.base.prop.lower.unsqueeze(0).to(dtype), self.base.prop.upper.unsqueeze(0).to(dtype))
+        network = self.base.network_in(dtype)
+        return relaxations, pool_relaxations(network, dict(zip(self.positions, pre)), box), signs
 
     def _start(self, relaxations: dict[int, Relaxation], parents: Inherited, needed: torch.Tensor,
                ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-        """Starting alpha and beta ``(N, needed rows, box-unstable)`` per ReLU: the parents'
-        (warm start), else CROWN's slopes and zero multipliers."""
+        """Starting alpha and beta ``(N, needed rows, box-unstable)`` per ReLU, in the relaxations'
+        dtype: the parents' (warm start), else CROWN's slopes and zero multipliers."""
         if parents.alpha:
             dtype = next(iter(relaxations.values())).lower_slope.dtype
             return ({p: a[:, needed].to(dtype) for p, a in zip(relaxations, parents.alpha)},
@@ -184,13 +230,14 @@ class SplitBounder:
                  for (p, r), index in zip(relaxations.items(), self.unstable)}
         return alpha, {p: torch.zeros_like(a) for p, a in alpha.items()}
 
-    def _evaluate(self, relaxations: dict[int, Relaxation], pools: dict[int, PoolRelaxation],
+    def _evaluate(self, dtype: torch.dtype, relaxations: dict[int, Relaxation], pools: dict[int, PoolRelaxation],
                   signs: dict[int, torch.Tensor],
                   alpha: dict[int, torch.Tensor], beta: dict[int, torch.Tensor], needed: torch.Tensor, count: int,
                   record: dict[int, torch.Tensor] | None = None) -> LinearBound:
-        """The back-substituted bound of the ``needed`` rows with slopes ``alpha`` and split
-        terms ``-beta * sign`` at each ReLU's input; the max pools keep their lines ``pools``."""
-        spec = self.base.matrix[needed].unsqueeze(0).expand(count, -1, -1)
+        """The back-substituted bound of the ``needed`` rows with slopes ``alpha`` and split terms
+        ``-beta * sign`` at each ReLU's input; the max pools keep their lines ``pools``; all (and
+        the network) in ``dtype``."""
+        spec = self.base.matrix[needed].to(dtype).unsqueeze(0).expand(count, -1, -1)
         full_slopes: Relaxations = dict(pools)
         terms = {}
         for (p, r), index in zip(relaxations.items(), self.unstable):
@@ -199,12 +246,11 @@ class SplitBounder:
                                                .index_copy(2, index, alpha[p]).reshape(shape))
             terms[p] = spec.new_zeros(shape[0], shape[1], math.prod(shape[2:])) \
                 .index_copy(2, index, -beta[p] * signs[p]).reshape(shape)
-        return back_substitute(self.base.network.steps, spec, full_slopes, extra=terms, record=record)
+        return back_substitute(self.base.network_in(dtype).steps, spec, full_slopes, extra=terms, record=record)
 
     def _bound(self, states: tuple[torch.Tensor, ...], open_rows: torch.Tensor, parents: Inherited) -> DomainBounds:
         base, count = self.base, states[0].shape[0]
         needed = open_rows[:, self.owner].any(dim=0).nonzero().squeeze(1)
-        shift = base.bound[needed]
         mid, rad = self._box()
         with torch.no_grad():
             pre = self._tightened(states, parents, mid, rad, refine=self.refine_depth > 0)
@@ -212,14 +258,51 @@ class SplitBounder:
         for lo, up in pre:
             empty |= ((lo - up) > EMPTY_GAP * (1 + lo.abs() + up.abs())).flatten(1).any(dim=1)
         relaxations, pools, signs = self._relaxed(pre, states)
-        alpha, beta = self._start(relaxations, parents, needed)
+        best_alpha, best_beta, record, active = self._search(relaxations, pools, signs, parents, needed, open_rows,
+                                                             empty)
+        with torch.no_grad():  # the bound reported: the best slopes and multipliers, in the base's dtype
+            bound = self._evaluate(mid.dtype, relaxations, pools, signs,
+                                   {p: a.to(mid.dtype) for p, a in best_alpha.items()},
+                                   {p: b.to(mid.dtype) for p, b in best_beta.items()}, needed, count)
+            rows = parents.rows.clone()  # a parent's bound holds on its children
+            rows[:, needed] = torch.maximum(concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower
+                                            - base.bound[needed], rows[:, needed])
+            proved = self._proved(rows[:, needed], needed, open_rows)
+            target = base.target_rows(rows, proved)
+            local = (needed.unsqueeze(0) == target.unsqueeze(1)).float().argmax(dim=1)
+            corner = base.corner(bound.coefficients, local, mid.expand(count, *mid.shape[1:]),
+                                 rad.expand(count, *rad.shape[1:]))
+            scores = []
+            for p, (lo, up), state in zip(self.positions, pre, states):
+                coefficient = torch.zeros_like(lo)  # proved domains are not split again
+                coefficient[active] = record[p][torch.arange(len(active), device=mid.device), local[active]].to(lo.dtype)
+                scores.append(branching_scores(coefficient, lo, up, state == 0))
+            kept_alpha, kept_beta = self._kept(relaxations, parents, needed, best_alpha, best_beta)
+        return DomainBounds(rows, proved, empty, states, tuple(scores), corner, tuple(pre), kept_alpha, kept_beta)
+
+    def _search(self, relaxations: dict[int, Relaxation], pools: dict[int, PoolRelaxation],
+                signs: dict[int, torch.Tensor], parents: Inherited, needed: torch.Tensor, open_rows: torch.Tensor,
+                empty: torch.Tensor) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor],
+                                              torch.Tensor]:
+        """Per domain the best slopes and multipliers ``steps`` of projected Adam reached, in
+        ``search_dtype``, from the parents' (module docstring); a domain stops once its rows pass
+        :attr:`search_margin` (or it is ``empty``). Also the domains still optimised at the last
+        step and their coefficients at each ReLU there (``record`` of the back-substitution),
+        from which the branching scores are taken: scores from the last step's slopes and
+        multipliers branched better than from the best ones (mnist_fc 256x4 prop_8_0.03:
+        8 s against a timeout at 60 s)."""
+        count, dtype = len(open_rows), self.search_dtype
+        mid, rad = self._box(dtype)
+        shift = self.base.bound[needed].to(dtype)
+        live_relaxations = {p: _in_dtype(r, dtype) for p, r in relaxations.items()}
+        live_pools = {p: _in_dtype(r, dtype) for p, r in pools.items()}
+        live_signs = {p: sign.to(dtype) for p, sign in signs.items()}
+        alpha, beta = self._start(live_relaxations, parents, needed)
         best_alpha = {p: a.clone() for p, a in alpha.items()}
         best_beta = {p: b.clone() for p, b in beta.items()}
-        best = torch.full((count, len(needed)), -torch.inf, dtype=mid.dtype, device=mid.device)
-        best_lam = torch.zeros((count, len(needed), *mid.shape[1:]), dtype=mid.dtype, device=mid.device)
+        best = torch.full((count, len(needed)), -torch.inf, dtype=dtype, device=mid.device)
         # the domains still optimised (the others are proved or empty), with their relaxations and optimisers
         active = torch.arange(count, device=mid.device)
-        live_relaxations, live_pools, live_signs = relaxations, pools, signs
         slopes = ProjectedAdam([a.requires_grad_(True) for a in alpha.values()], lr=self.alpha_lr, low=0.0, high=1.0)
         multipliers = ProjectedAdam([b.requires_grad_(True) for b in beta.values()], lr=self.beta_lr, low=0.0)
         record: dict[int, torch.Tensor] = {}
@@ -227,21 +310,20 @@ class SplitBounder:
             for step in range(self.steps + 1):
                 alpha, beta = dict(zip(relaxations, slopes.parameters)), dict(zip(relaxations, multipliers.parameters))
                 record = {}
-                bound = self._evaluate(live_relaxations, live_pools, live_signs, alpha, beta, needed, len(active),
-                                       record)
+                bound = self._evaluate(self.search_dtype, live_relaxations, live_pools, live_signs, alpha, beta,
+                                       needed, len(active), record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift
                 with torch.no_grad():
                     improved = value > best[active]
                     best[active] = torch.where(improved, value, best[active])
-                    best_lam[active] = torch.where(improved.reshape(*improved.shape, *[1] * (mid.dim() - 1)),
-                                                   bound.coefficients, best_lam[active])
                     for p in relaxations:
                         best_alpha[p][active] = torch.where(improved.unsqueeze(2), alpha[p], best_alpha[p][active])
                         best_beta[p][active] = torch.where(improved.unsqueeze(2), beta[p], best_beta[p][active])
-                    done = self._proved(best[active], needed, open_rows[active]).all(dim=1) | empty[active]
+                    done = self._proved(best[active], needed, open_rows[active],
+                                        margin=self.search_margin).all(dim=1) | empty[active]
                 if step == self.steps or bool(done.all()) or time.monotonic() > self.deadline:
                     break
-                gradients = torch.autograd.grad(-value.masked_fill(best[active] > self.margin, 0.0).sum(),
+                gradients = torch.autograd.grad(-value.masked_fill(best[active] > self.search_margin, 0.0).sum(),
                                                 [*alpha.values(), *beta.values()], allow_unused=True)
                 slopes.step(list(gradients[:len(alpha)]))
                 multipliers.step(list(gradients[len(alpha):]))
@@ -252,21 +334,7 @@ class SplitBounder:
                                         for p, r in live_relaxations.items()}
                     live_pools = {p: r.select(keep) for p, r in live_pools.items()}
                     live_signs = {p: sign[keep] for p, sign in live_signs.items()}
-        with torch.no_grad():
-            rows = parents.rows.clone()  # a parent's bound holds on its children
-            rows[:, needed] = torch.maximum(best, rows[:, needed])
-            proved = self._proved(rows[:, needed], needed, open_rows)
-            target = base.target_rows(rows, proved)
-            local = (needed.unsqueeze(0) == target.unsqueeze(1)).float().argmax(dim=1)
-            corner = base.corner(best_lam, local, mid.expand(count, *mid.shape[1:]),
-                                 rad.expand(count, *rad.shape[1:]))
-            scores = []
-            for p, (lo, up), state in zip(self.positions, pre, states):
-                coefficient = torch.zeros_like(lo)  # proved domains are not split again
-                coefficient[active] = record[p][torch.arange(len(active), device=mid.device), local[active]].detach()
-                scores.append(branching_scores(coefficient, lo, up, state == 0))
-            kept_alpha, kept_beta = self._kept(relaxations, parents, needed, best_alpha, best_beta)
-        return DomainBounds(rows, proved, empty, states, tuple(scores), corner, tuple(pre), kept_alpha, kept_beta)
+        return best_alpha, best_beta, record, active
 
     def _kept(self, relaxations: dict[int, Relaxation], parents: Inherited, needed: torch.Tensor,
               alpha: dict[int, torch.Tensor], beta: dict[int, torch.Tensor],
@@ -286,9 +354,12 @@ class SplitBounder:
             kept.append(tuple(layers))
         return kept[0], kept[1]
 
-    def _proved(self, values: torch.Tensor, needed: torch.Tensor, open_rows: torch.Tensor) -> torch.Tensor:
-        """``(N, K)``: disjuncts closed on the parent or with a computed row above the margin."""
+    def _proved(self, values: torch.Tensor, needed: torch.Tensor, open_rows: torch.Tensor, *,
+                margin: float | None = None) -> torch.Tensor:
+        """``(N, K)``: disjuncts closed on the parent or with a computed row above ``margin``
+        (default: the rounding margin of the base's dtype)."""
+        margin = self.margin if margin is None else margin
         hits = torch.zeros((len(values), len(self.owner)), dtype=values.dtype, device=values.device)
-        hits[:, needed] = (values > self.margin).to(values.dtype)
+        hits[:, needed] = (values > margin).to(values.dtype)
         return (per_disjunct_max(hits, self.owner, self.base.disjuncts) > 0) | ~open_rows
 

@@ -16,7 +16,8 @@
    ``milp_unstable`` unstable ReLUs and branch and bound did not finish in half the time
    left: small enough for HiGHS, given the rest.
 
-Everything runs in float64 on ``device`` (default: the model's). ``sat`` only with a
+Every bound runs in float64 on ``device`` (default: the model's; branch and bound searches
+its slopes and multipliers in float32, then evaluates them in float64). ``sat`` only with a
 counterexample re-checked by running the network, ``unsat`` only from a bound above its
 margin (or the MILP's, :mod:`shallowcert.verify.milp`); otherwise ``timeout`` (the limit
 passed) or ``unknown``.

@@ -145,15 +145,29 @@ class SubdomainBounder:
     def __init__(self, model: nn.Module, prop: Property, *, method: str = "crown", alpha_steps: int = 20,
                  dtype: torch.dtype = torch.float64) -> None:
         self.prop = prop.to(dtype=dtype)
+        self.model, self.dtype = model, dtype
         self.network: Network = read_network(model, tuple(prop.lower.shape), dtype)
+        self._networks: dict[torch.dtype, Network] = {dtype: self.network}
         self.method, self.alpha_steps = method, alpha_steps
         self.matrix, self.bound, self.owner = self.prop.rows()
         self.disjuncts = len(prop.unsafe)
         with torch.no_grad():
             centre = model((self.prop.lower + self.prop.upper).unsqueeze(0) / 2)
-        scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
-        self.margin = float(rounding_margin(scale)[0])
+        self.scale = torch.cat([centre.to(dtype).flatten(), self.bound.abs()]).unsqueeze(0)
+        self.margin = self.margin_in(dtype)
         self.shapes = [as_relu(self.network.steps[p]).shape for p in self.network.relu_positions]
+
+    def margin_in(self, dtype: torch.dtype) -> float:
+        """The rounding margin (:func:`shallowcert.certify.precision.rounding_margin`) of a row
+        computed in ``dtype``, at the scale of the property's logits and thresholds."""
+        return float(rounding_margin(self.scale.to(dtype))[0])
+
+    def network_in(self, dtype: torch.dtype) -> Network:
+        """The network read in ``dtype`` (read once; its tensors record no gradient)."""
+        if dtype not in self._networks:
+            with torch.no_grad():
+                self._networks[dtype] = read_network(self.model, tuple(self.prop.lower.shape), dtype)
+        return self._networks[dtype]
 
     def free_states(self, count: int) -> tuple[torch.Tensor, ...]:
         """States of ``count`` copies of the whole box (nothing split)."""
