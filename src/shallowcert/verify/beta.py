@@ -64,22 +64,29 @@ from shallowcert.verify.subdomain import (EMPTY_GAP, DomainBounds, Inherited, Su
 
 MEMORY_BUDGET = 1 << 29  # bytes of slopes, multipliers and optimiser state per engine call
 REFINE_DEPTH = 1  # ReLU layers after a new split whose bounds are refined (shallowcert.verify.refine)
+STEPS = 20  # Adam steps per subdomain bound (fewer once every domain is proved)
+CONV_STEPS = 10  # the same on networks with convolutions (:func:`convolutional`)
 SEARCH_DTYPE = torch.float32  # of the slope and multiplier optimisation (module docstring)
 
 Lines = TypeVar("Lines", Relaxation, PoolRelaxation)
 
 
-def default_refine_depth(network: Network) -> int:
-    """:data:`REFINE_DEPTH` for a network without convolutions, else 0 (no refinement).
+def convolutional(network: Network) -> bool:
+    """Whether ``network`` has a convolution: its subdomains get :data:`CONV_STEPS` Adam steps
+    and no refinement after splits (the defaults of :class:`SplitBounder`).
 
-    Measured at 30 s on one thread, float32 search: on oval21's cifar_base_kw the refinement
-    (dense rows of the fully connected layer back through both convolutions, in float64) took
-    19 of 28.5 s of the search on img6638, and without it 3 of the 6 timeouts were proved
-    (img6638 in 15.2 s, img8194 in 13.5 s, img6767 in 28.7 s); refining only the layers whose
-    rows are patches changed nothing but the time. On mnist_fc it pays: 256x4 prop_8_0.03 in
-    4.9 s against 6.1 s without, prop_11_0.05 14.8 s against 15.8 s, 256x6 prop_7_0.03 15.8 s
-    against 18.0 s."""
-    return 0 if any(isinstance(step, ConvMap) for step in network.steps) else REFINE_DEPTH
+    Measured on one thread, float32 search, branch and bound alone (the rest of ``verify``
+    adds about 1.8 s). On oval21's cifar_base_kw the refinement (dense rows of the fully
+    connected layer back through both convolutions, float64) took 19 of 28.5 s of a 30 s run
+    on img6638. Without it, 20 steps proved img6638 in 15.2 s, img8194 in 13.5 s and img6767
+    in 28.7 s; with 10 steps as well: img6638 13.0 s, img2578 10.4 s (16.6 s with 20), img6767
+    21.2 s (a timeout with 20 in one of two runs), and the timeouts img4631 and img876 ended
+    closer to a proof (weakest bound -0.014 against -0.016 and -0.039). Refining only the
+    layers whose rows are patches changed nothing but the time. On mnist_fc both pay: the
+    refinement (256x4 prop_8_0.03 4.9 s with it, 6.1 s without; 256x6 prop_7_0.03 15.8 s
+    against 18.0 s), and 20 steps rather than 10 on 256x4 prop_11_0.05 (14.8 s against
+    23.5 s), though not on 256x6 prop_7_0.03 (2.6 s with 10)."""
+    return any(isinstance(step, ConvMap) for step in network.steps)
 
 
 def _in_dtype(lines: Lines, dtype: torch.dtype) -> Lines:
@@ -92,17 +99,20 @@ class SplitBounder:
     """Bounds subdomains of ``base``'s property with beta-CROWN (module docstring), starting
     from ``root``'s pre-activation bounds (one domain: the whole box). ``steps``: Adam steps per
     call (fewer once every domain is proved, or past ``deadline``, a ``time.monotonic()``
-    value: the bounds reached so far hold). ``refine_depth``: layers after each new split whose
-    bounds are tightened first (:mod:`shallowcert.verify.refine`; 0: keep the parent's; default:
-    :func:`default_refine_depth`).
+    value: the bounds reached so far hold; default :data:`STEPS`, :data:`CONV_STEPS` on a
+    :func:`convolutional` network). ``refine_depth``: layers after each new split whose bounds
+    are tightened first (:mod:`shallowcert.verify.refine`; 0: keep the parent's; default
+    :data:`REFINE_DEPTH`, 0 on a convolutional network).
     ``search_dtype``: of the optimisation and the branching estimates; the reported bounds are
     computed in ``base``'s dtype (module docstring)."""
 
-    def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int = 20, alpha_lr: float = 0.1,
+    def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int | None = None, alpha_lr: float = 0.1,
                  beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET, deadline: float = math.inf,
                  refine_depth: int | None = None, search_dtype: torch.dtype = SEARCH_DTYPE) -> None:
         self.base, self.owner, self.margin = base, base.owner, base.margin
-        self.steps, self.alpha_lr, self.beta_lr, self.memory_budget = steps, alpha_lr, beta_lr, memory_budget
+        conv = convolutional(base.network)
+        self.steps = (CONV_STEPS if conv else STEPS) if steps is None else steps
+        self.alpha_lr, self.beta_lr, self.memory_budget = alpha_lr, beta_lr, memory_budget
         self.positions = base.network.relu_positions
         self.root = Inherited(root.rows[:1], tuple((lo[:1].detach(), up[:1].detach()) for lo, up in root.pre_activation))
         self.unstable = tuple(unstable_mask(lo[0], up[0]).flatten().nonzero().squeeze(1)
@@ -110,7 +120,7 @@ class SplitBounder:
         self.neurons = sum(len(index) for index in self.unstable)
         self.width = sum(lo[0].numel() for lo, _ in self.root.pre_activation)
         self.deadline = deadline
-        self.refine_depth = default_refine_depth(base.network) if refine_depth is None else refine_depth
+        self.refine_depth = (0 if conv else REFINE_DEPTH) if refine_depth is None else refine_depth
         self.search_dtype = search_dtype
         # float32 rows past this are confirmed by the float64 re-evaluation, barring rounding
         self.search_margin = self.margin + base.margin_in(search_dtype)
