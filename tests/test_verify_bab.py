@@ -169,7 +169,8 @@ def test_unsafe_cases_are_never_unsat(seed: int) -> None:
 
 def test_convolutional_networks_get_fewer_steps_and_no_refinement_after_splits() -> None:
     _, _, base, root = _setting(0)
-    assert (SplitBounder(base, root).refine_depth, SplitBounder(base, root).steps) == (1, 20)
+    fully_connected = SplitBounder(base, root)
+    assert (fully_connected.refine_depth, fully_connected.steps) == (1, 20)
     torch.manual_seed(0)
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(18, 3)).double().eval()
     center = torch.full((1, 5, 5), 0.5, dtype=torch.float64)
@@ -177,6 +178,7 @@ def test_convolutional_networks_get_fewer_steps_and_no_refinement_after_splits()
         label = int(conv(center.unsqueeze(0)).argmax())
     conv_base = SubdomainBounder(conv, robustness_property(center, 0.2, label, 3))
     conv_root = conv_base.bound_domains(conv_base.free_states(1))
-    assert (SplitBounder(conv_base, conv_root).refine_depth, SplitBounder(conv_base, conv_root).steps) == (0, 10)
+    convolutional = SplitBounder(conv_base, conv_root)
+    assert (convolutional.refine_depth, convolutional.steps) == (0, 10)
     chosen = SplitBounder(conv_base, conv_root, refine_depth=2, steps=7)
     assert (chosen.refine_depth, chosen.steps) == (2, 7)

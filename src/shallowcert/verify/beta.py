@@ -12,7 +12,8 @@ because each ``s_j z_j(x) >= 0`` there. The right side is bounded below by back-
 ReLU's input) with relaxations valid on the subdomain: pre-activation bounds ``l <= z <= u``
 valid on it (the parent's, which hold on every part of the parent), tightened by the split
 (``l := max(l, 0)`` when active, ``u := min(u, 0)`` when inactive) so that split ReLUs are
-exact, and refined in the layers after the newest split (:mod:`shallowcert.verify.refine`);
+exact, and, on networks without convolutions (:func:`convolutional`), refined in the layers
+after the newest split (:mod:`shallowcert.verify.refine`);
 lower slopes ``alpha`` in [0, 1] on the other unstable ones. The linear function of ``x`` it
 ends in is minimised over the whole box, a superset of the subdomain. So the bound holds for
 *every* alpha in [0, 1] and beta >= 0: both are optimised per subdomain and row by projected
@@ -21,8 +22,8 @@ the child too). Once every unstable neuron is split the function is affine on th
 subdomain, and the optimum over beta is the LP's value (Lagrange duality), which Adam
 approaches.
 
-Precision: the optimisation is a search, run in ``search_dtype`` (float32 by default: about
-1.4x the subdomains per second of float64 on one CPU thread, mnist_fc 256x4); the bound a
+Precision: the optimisation is a search, run in ``search_dtype`` (float32 by default: 1.4x to
+1.9x the subdomains per second of float64 on one CPU thread, mnist_fc 256x4); the bound a
 domain reports is one more back-substitution in the bounder's dtype (float64) with the best
 slopes and multipliers found, on the same float64 pre-activation bounds. A domain stops
 early once its float32 rows pass the margin by float32's own rounding margin, so the float64
@@ -38,7 +39,7 @@ domain; each candidate's two children are bounded once with the parent's alpha a
 optimisation, no refinement), and the candidate whose weaker child bounds highest is split.
 
 Only the whole box is bounded with full CROWN (or alpha-CROWN); a subdomain then costs
-``steps`` back-substitutions of its open rows alone, plus the refinement of the layer after
+``steps`` back-substitutions of its open rows alone, plus any refinement of the layer after
 its split, instead of bounding every unstable neuron again. Max pools are never split: they
 keep the CROWN lines of the subdomain's ReLU bounds
 (:func:`shallowcert.bounds.intermediate.pool_relaxations`), so a subdomain whose ReLUs are all
@@ -54,8 +55,8 @@ from typing import TypeVar
 
 import torch
 
-from shallowcert.bounds import (LinearBound, Network, ProjectedAdam, Relaxation, Relaxations, back_substitute, concretize,
-                                pool_relaxations, relax, unstable_mask, with_lower_slopes)
+from shallowcert.bounds import (LinearBound, Network, ProjectedAdam, Relaxation, Relaxations, back_substitute,
+                                concretize, pool_relaxations, relax, unstable_mask, with_lower_slopes)
 from shallowcert.bounds.affine import ConvMap
 from shallowcert.bounds.maxpool import PoolRelaxation
 from shallowcert.verify.refine import refine_after_splits
@@ -106,9 +107,10 @@ class SplitBounder:
     ``search_dtype``: of the optimisation and the branching estimates; the reported bounds are
     computed in ``base``'s dtype (module docstring)."""
 
-    def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int | None = None, alpha_lr: float = 0.1,
-                 beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET, deadline: float = math.inf,
-                 refine_depth: int | None = None, search_dtype: torch.dtype = SEARCH_DTYPE) -> None:
+    def __init__(self, base: SubdomainBounder, root: DomainBounds, *, steps: int | None = None,
+                 alpha_lr: float = 0.1, beta_lr: float = 0.05, memory_budget: int = MEMORY_BUDGET,
+                 deadline: float = math.inf, refine_depth: int | None = None,
+                 search_dtype: torch.dtype = SEARCH_DTYPE) -> None:
         self.base, self.owner, self.margin = base, base.owner, base.margin
         conv = convolutional(base.network)
         self.steps = (CONV_STEPS if conv else STEPS) if steps is None else steps
@@ -201,8 +203,7 @@ class SplitBounder:
                                                                               refine=False)]
             relaxations, pools, signs = self._relaxed(pre, states)
             alpha, beta = self._start(relaxations, parents, needed)
-            bound = self._evaluate(self.search_dtype, relaxations, pools, signs, alpha, beta, needed,
-                                   len(open_rows))
+            bound = self._evaluate(dtype, relaxations, pools, signs, alpha, beta, needed, len(open_rows))
             rows = parents.rows.clone()  # a parent's bound holds on its children
             rows[:, needed] = torch.maximum(rows[:, needed], (concretize(bound.coefficients, mid, rad)[0]
                                             + bound.offset_lower).to(rows.dtype) - self.base.bound[needed])
@@ -285,7 +286,8 @@ class SplitBounder:
             scores = []
             for p, (lo, up), state in zip(self.positions, pre, states):
                 coefficient = torch.zeros_like(lo)  # proved domains are not split again
-                coefficient[active] = record[p][torch.arange(len(active), device=mid.device), local[active]].to(lo.dtype)
+                last = record[p][torch.arange(len(active), device=mid.device), local[active]]
+                coefficient[active] = last.to(lo.dtype)
                 scores.append(branching_scores(coefficient, lo, up, state == 0))
             kept_alpha, kept_beta = self._kept(relaxations, parents, needed, best_alpha, best_beta)
         return DomainBounds(rows, proved, empty, states, tuple(scores), corner, tuple(pre), kept_alpha, kept_beta)
@@ -320,8 +322,8 @@ class SplitBounder:
             for step in range(self.steps + 1):
                 alpha, beta = dict(zip(relaxations, slopes.parameters)), dict(zip(relaxations, multipliers.parameters))
                 record = {}
-                bound = self._evaluate(self.search_dtype, live_relaxations, live_pools, live_signs, alpha, beta,
-                                       needed, len(active), record)
+                bound = self._evaluate(dtype, live_relaxations, live_pools, live_signs, alpha, beta, needed,
+                                       len(active), record)
                 value = concretize(bound.coefficients, mid, rad)[0] + bound.offset_lower - shift
                 with torch.no_grad():
                     improved = value > best[active]

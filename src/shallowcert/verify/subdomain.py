@@ -145,7 +145,7 @@ class SubdomainBounder:
     def __init__(self, model: nn.Module, prop: Property, *, method: str = "crown", alpha_steps: int = 20,
                  dtype: torch.dtype = torch.float64) -> None:
         self.prop = prop.to(dtype=dtype)
-        self.model, self.dtype = model, dtype
+        self.model = model
         self.network: Network = read_network(model, tuple(prop.lower.shape), dtype)
         self._networks: dict[torch.dtype, Network] = {dtype: self.network}
         self.method, self.alpha_steps = method, alpha_steps
