@@ -1,0 +1,46 @@
+"""Transposed convolutions of the back-substitution, checked as adjoints: ``<lam, A x> = <A^T lam, x>``."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from shallowcert.bounds.affine import PHASE_CHANNELS, ConvMap, transpose_by_phases
+
+CASES = [(channels, size, kernel, stride, padding)
+         for channels, size, kernel, stride, padding in itertools.product((1, 3), (7, 8, 11), (2, 3, 4, 6), (1, 2, 3),
+                                                                           (0, 1, 2))
+         if kernel % stride == 0 and padding < kernel and (size + 2 * padding - kernel) >= 0]
+
+
+@pytest.mark.parametrize("channels, size, kernel, stride, padding", CASES)
+def test_the_transposed_convolution_by_phases_is_the_adjoint(channels: int, size: int, kernel: int, stride: int,
+                                                            padding: int) -> None:
+    generator = torch.Generator().manual_seed(size * 100 + kernel * 10 + stride + padding)
+    weight = torch.randn(5, channels, kernel, kernel, dtype=torch.float64, generator=generator)
+    conv = ConvMap(weight, None, in_shape=(channels, size, size), stride=(stride, stride), padding=(padding, padding))
+    assert channels <= PHASE_CHANNELS  # the map takes the phase path
+    lam = torch.randn(2, 3, *conv.out_shape, dtype=torch.float64, generator=generator)
+    x = torch.randn(6, channels, size, size, dtype=torch.float64, generator=generator)
+    transposed = conv.transpose(lam)
+    assert transposed.shape == (2, 3, channels, size, size)
+    left = (lam.reshape(6, -1) * conv.apply(x).reshape(6, -1)).sum()
+    right = (transposed.reshape(6, -1) * x.reshape(6, -1)).sum()
+    assert abs(float(left - right)) <= 1e-12 * (1 + abs(float(left)))
+
+
+def test_phases_equal_the_transposed_convolution_and_its_gradients() -> None:
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(16, 1, 4, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    lam = torch.randn(7, 16, 14, 14, dtype=torch.float64, generator=generator, requires_grad=True)
+    upstream = torch.randn(7, 1, 28, 28, dtype=torch.float64, generator=generator)
+    mine = transpose_by_phases(lam, weight, (2, 2), (1, 1), (28, 28))
+    theirs = F.conv_transpose2d(lam, weight, stride=2, padding=1)
+    assert torch.allclose(mine, theirs, atol=1e-12)
+    mine_grads = torch.autograd.grad((mine * upstream).sum(), (lam, weight))
+    their_grads = torch.autograd.grad((theirs * upstream).sum(), (lam, weight))
+    for a, b in zip(mine_grads, their_grads):
+        assert torch.allclose(a, b, atol=1e-11)
