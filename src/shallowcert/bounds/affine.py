@@ -21,6 +21,16 @@ PATCH_MATRIX_ENTRIES = 2 ** 18  # largest dense window matrix (entries) used for
 PHASE_CHANNELS = 4  # transposed convolutions into at most this many channels go by phases
 
 
+def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(a * b).sum()`` over the trailing dims of ``a`` ``(N, K, *shape)``; ``b`` broadcasts
+    as ``(N or 1, 1, *shape)`` or ``(*shape)``: a batched matrix-vector product, no temporary."""
+    if b.dim() == a.dim() and b.shape[1] == 1:
+        return torch.matmul(a.flatten(2), b.flatten(2).transpose(1, 2)).squeeze(-1)
+    if b.dim() == a.dim() - 2:
+        return torch.matmul(a.flatten(2), b.reshape(-1))
+    return (a * b).flatten(2).sum(-1)
+
+
 class AffineMap(ABC):
     """``y = A x + b`` between activations of shape :attr:`in_shape` and :attr:`out_shape`."""
 
@@ -46,6 +56,11 @@ class AffineMap(ABC):
     @abstractmethod
     def transpose(self, lam: torch.Tensor) -> torch.Tensor:
         """``A^T lam`` for ``lam`` of shape ``(B, *out_shape)``; returns ``(B, *in_shape)``."""
+
+    def pull_back(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(A^T lam, lam · b)`` for ``lam`` ``(N, K, *out_shape)``: the coefficients on the input
+        and the bias term per row ``(N, K)`` (``None`` without a bias)."""
+        return self.transpose(lam), None if self.bias is None else row_dot(lam, self.bias)
 
     def transpose_patch(self, lam: torch.Tensor) -> torch.Tensor:
         """``A^T`` on output windows ``(M, C_out, Ph, Pw)`` -> input windows (spatial maps only)."""
@@ -113,21 +128,30 @@ class ConvMap(AffineMap):
     def apply_abs(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight.abs(), stride=self.stride, padding=self.padding, groups=self.groups)
 
-    def transpose(self, lam: torch.Tensor) -> torch.Tensor:
-        """The transposed convolution; into an image of at most :data:`PHASE_CHANNELS` channels
-        (the input layer) by phases instead (:func:`transpose_by_phases`), when the kernel is a
-        multiple of the stride: mkldnn's transposed convolution into one channel ran 3.6x slower
-        than the phases' convolution, and its gradient 2.2x slower (576 rows of 16x14x14, one
-        CPU thread)."""
+    def pull_back(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The bias term as ``sum_c b_c sum_hw lam[c, h, w]`` (one bias per channel), from the same
+        reshaped ``lam`` as the transpose, and recorded before it: autograd then adds the gradient
+        of the sums (a broadcast) in place to the transposed convolution's, which it runs first
+        (a product with the full bias map wrote two more coefficient-sized tensors per step)."""
         lead, flat = lam.shape[:-3], lam.reshape(-1, *self.out_shape)
+        term = None if self.bias is None else row_dot(flat.sum((-2, -1)).reshape(*lead, -1), self.bias[:, 0, 0])
+        return self._transpose(flat).reshape(*lead, *self.in_shape), term
+
+    def transpose(self, lam: torch.Tensor) -> torch.Tensor:
+        return self._transpose(lam.reshape(-1, *self.out_shape)).reshape(*lam.shape[:-3], *self.in_shape)
+
+    def _transpose(self, flat: torch.Tensor) -> torch.Tensor:
+        """The transposed convolution of ``(B, *out_shape)``; into an image of at most
+        :data:`PHASE_CHANNELS` channels (the input layer) by phases instead
+        (:func:`transpose_by_phases`), when the kernel is a multiple of the stride: mkldnn's
+        transposed convolution into one channel ran 3.6x slower than the phases' convolution, and
+        its gradient 2.2x slower (576 rows of 16x14x14, one CPU thread)."""
         kernel = self.weight.shape[2:]
         if (self.in_shape[0] <= PHASE_CHANNELS and self.groups == 1
                 and all(k % s == 0 for k, s in zip(kernel, self.stride))):
-            out = transpose_by_phases(flat, self.weight, self.stride, self.padding, self.in_shape[1:])
-        else:
-            out = F.conv_transpose2d(flat, self.weight, stride=self.stride, padding=self.padding,
-                                     output_padding=self.output_padding, groups=self.groups)
-        return out.reshape(*lead, *self.in_shape)
+            return transpose_by_phases(flat, self.weight, self.stride, self.padding, self.in_shape[1:])
+        return F.conv_transpose2d(flat, self.weight, stride=self.stride, padding=self.padding,
+                                  output_padding=self.output_padding, groups=self.groups)
 
     def transpose_patch(self, lam: torch.Tensor) -> torch.Tensor:
         """Small windows (at most :data:`PATCH_MATRIX_ENTRIES` in the window's dense matrix):

@@ -33,7 +33,7 @@ from typing import Any, Callable, cast
 import torch
 from torch.autograd.function import once_differentiable
 
-from shallowcert.bounds.affine import AffineMap
+from shallowcert.bounds.affine import AffineMap, row_dot
 from shallowcert.bounds.maxpool import MaxPoolStep, PoolRelaxation, as_pool_relaxation, as_relu_relaxation
 from shallowcert.bounds.network import Step
 from shallowcert.bounds.relaxation import Relaxation
@@ -48,16 +48,6 @@ class LinearBound:
     coefficients: torch.Tensor
     offset_lower: torch.Tensor
     offset_upper: torch.Tensor
-
-
-def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(a * b).sum()`` over the trailing dims of ``a`` ``(N, K, *shape)``; ``b`` broadcasts
-    as ``(N or 1, 1, *shape)`` or ``(*shape)``: a batched matrix-vector product, no temporary."""
-    if b.dim() == a.dim() and b.shape[1] == 1:
-        return torch.matmul(a.flatten(2), b.flatten(2).transpose(1, 2)).squeeze(-1)
-    if b.dim() == a.dim() - 2:
-        return torch.matmul(a.flatten(2), b.reshape(-1))
-    return (a * b).flatten(2).sum(-1)
 
 
 def _sum_to(gradient: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -137,10 +127,9 @@ def back_substitute(steps: list[Step], lam: torch.Tensor, relaxations: Mapping[i
     for index in range(len(steps) - 1, begin - 1, -1):
         step = steps[index]
         if isinstance(step, AffineMap):
-            if step.bias is not None:
-                term = row_dot(lam, step.bias)
+            lam, term = step.pull_back(lam)
+            if term is not None:
                 lower, upper = lower + term, upper + term
-            lam = step.transpose(lam)
         elif isinstance(step, MaxPoolStep):
             lam, term = step.transpose(lam, as_pool_relaxation(relaxations[index]))
             lower, upper = lower + term, upper + term

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from shallowcert.bounds.affine import AffineMap
-from shallowcert.bounds.backward import row_dot, back_substitute, concretize
+from shallowcert.bounds.affine import AffineMap, row_dot
+from shallowcert.bounds.backward import back_substitute, concretize
 from shallowcert.bounds.network import Step
 from shallowcert.bounds.relaxation import Relaxation
 
