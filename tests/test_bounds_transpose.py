@@ -1,4 +1,5 @@
-"""Transposed convolutions of the back-substitution, checked as adjoints: ``<lam, A x> = <A^T lam, x>``."""
+"""Transposed convolutions of the back-substitution (by phases, as a matrix, or mkldnn's), checked as
+adjoints ``<lam, A x> = <A^T lam, x>`` and against ``conv_transpose2d``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shallowcert.bounds.affine import PHASE_CHANNELS, ConvMap, transpose_by_phases
+from shallowcert.bounds.affine import DENSE_MATRIX_ENTRIES, ConvMap, transpose_by_phases
 
 CASES = [(channels, size, kernel, stride, padding)
          for channels, size, kernel, stride, padding in itertools.product((1, 3), (7, 8, 11), (2, 3, 4, 6), (1, 2, 3),
@@ -22,7 +23,6 @@ def test_the_transposed_convolution_by_phases_is_the_adjoint(channels: int, size
     generator = torch.Generator().manual_seed(size * 100 + kernel * 10 + stride + padding)
     weight = torch.randn(5, channels, kernel, kernel, dtype=torch.float64, generator=generator)
     conv = ConvMap(weight, None, in_shape=(channels, size, size), stride=(stride, stride), padding=(padding, padding))
-    assert channels <= PHASE_CHANNELS  # the map takes the phase path
     lam = torch.randn(2, 3, *conv.out_shape, dtype=torch.float64, generator=generator)
     x = torch.randn(6, channels, size, size, dtype=torch.float64, generator=generator)
     transposed = conv.transpose(lam)
@@ -44,3 +44,17 @@ def test_phases_equal_the_transposed_convolution_and_its_gradients() -> None:
     their_grads = torch.autograd.grad((theirs * upstream).sum(), (lam, weight))
     for a, b in zip(mine_grads, their_grads):
         assert torch.allclose(a, b, atol=1e-11)
+
+
+@pytest.mark.parametrize("in_shape, kernel, stride, padding", [((32, 3, 3), 4, 2, 1), ((8, 5, 5), 3, 1, 0)])
+def test_a_small_convolution_transposes_as_its_matrix(in_shape: tuple[int, int, int], kernel: int, stride: int,
+                                                      padding: int) -> None:
+    generator = torch.Generator().manual_seed(1)
+    weight = torch.randn(16, in_shape[0], kernel, kernel, dtype=torch.float64, generator=generator)
+    conv = ConvMap(weight, None, in_shape=in_shape, stride=(stride, stride), padding=(padding, padding))
+    size, outputs = in_shape[0] * in_shape[1] * in_shape[2], 16 * conv.out_shape[1] * conv.out_shape[2]
+    assert size * outputs <= DENSE_MATRIX_ENTRIES < 64 * 9 * 16 * 14 * 14  # the product path, not wong-small's
+    lam = torch.randn(2, 3, *conv.out_shape, dtype=torch.float64, generator=generator)
+    expected = F.conv_transpose2d(lam.reshape(6, *conv.out_shape), weight, stride=stride, padding=padding,
+                                  output_padding=conv.output_padding).reshape(2, 3, *in_shape)
+    assert torch.allclose(conv.transpose(lam), expected, atol=1e-12)
