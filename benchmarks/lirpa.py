@@ -28,6 +28,8 @@ and CPU time of the process (the steadier one on a loaded machine); speed-ups ar
 
 Prints one Markdown table and writes ``--output`` (default ``benchmarks/results/lirpa.json``).
 ``--quick``: 100 points, 1 thread, fewer repeats, no CROWN training (for development).
+``--only ROW ...``: only these bound rows on the robust net (e.g. ``CROWN``; ``training`` for the
+training section), for a run that leaves out the half hour of the alpha-CROWN rows.
 """
 
 from __future__ import annotations
@@ -284,6 +286,8 @@ def main() -> None:
     parser.add_argument("--equality-points", type=int, default=100, help="points of the no-interval rows")
     parser.add_argument("--repeats", type=int, default=2, help="repeats of the cheaper bound rows")
     parser.add_argument("--quick", action="store_true", help="small sizes, one thread (development)")
+    parser.add_argument("--only", nargs="+", metavar="ROW", help="only these robust-net bound rows ('training': "
+                        "the training section)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -296,15 +300,17 @@ def main() -> None:
     models = {"wong-small normal": load_model(args.normal).model.eval(),
               "wong-small robust": load_model(args.robust).model.eval()}
     plan = _bound_plan(args, scale)
+    if args.only:
+        plan = [entry for entry in plan if entry[0] == "wong-small robust" and entry[1] in args.only]
     with tempfile.TemporaryDirectory() as directory:
         peer = Peer(args.peer_python, Path(directory))
         try:
             sections = [
-                _section("training", lambda: [
+                *(() if args.only and "training" not in args.only else (_section("training", lambda: [
                     compare_training(peer, name, batch, method, t, steps=steps, rounds=rounds)
                     for method, steps, rounds in (("CROWN-IBP", 3, 1 if args.quick else 3),
                                                   *(() if args.quick else (("CROWN", 1, 1),)))
-                    for name in ("cert-teacher", "wong-small") for t in threads]),
+                    for name in ("cert-teacher", "wong-small") for t in threads]),)),
                 _section("bounds", lambda: [
                     {"model": label, **compare_bounds(peer, label, models[label], data.head(points), row, t,
                                                       min(args.batch, points), repeats)}
@@ -312,7 +318,7 @@ def main() -> None:
             ]
         finally:
             peer.close()
-    result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "eps": EPS, "dtype": "float32", "threads": list(threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
+    result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "only": args.only, "eps": EPS, "dtype": "float32", "threads": list(threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
               "python": sys.version.split()[0], "torch": torch.__version__, "sections": sections}
     write_json(args.output, result)
     _print(sections)

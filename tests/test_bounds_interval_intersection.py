@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bounds_support import ibp_trained_wong_small, pgd_minimum, random_convnet, random_mlp, samples, spec_values
-from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+from shallowcert.bounds import InputSet, linear_lower_bound, lower_bounds, margin_spec
 from shallowcert.bounds.affine import AffineMap
 from shallowcert.bounds.interval import affine_interval
 from shallowcert.bounds import intermediate
@@ -195,3 +195,32 @@ def test_straight_through_intersection_keeps_values_and_passes_the_bound_gradien
     torch.testing.assert_close(through_grad[0], weights)
     torch.testing.assert_close(through_grad[1], -weights)
     assert bool((exact_grad[0] == 0).any())
+
+
+def test_crown_returns_the_interval_bound_where_that_is_tighter() -> None:
+    """``relu(x)`` on ``[-1, 2]``: CROWN's adaptive lower line is ``x`` (bound -1), the interval
+    bound is 0; ``lower_bounds`` returns 0 and the linear certificate keeps its own line."""
+    model = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 1)).double()
+    for layer in (model[0], model[2]):
+        nn.init.ones_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    input_set = InputSet(torch.tensor([[0.5]], dtype=torch.float64), torch.tensor([1.5], dtype=torch.float64), domain=None)
+    with torch.no_grad():
+        assert float(lower_bounds(model, input_set, method="crown")) == 0.0
+        lam, offset = linear_lower_bound(model, input_set, method="crown")
+    assert float(offset + 0.5 * lam.squeeze() - 1.5 * lam.abs().squeeze()) == pytest.approx(-1.0)
+
+
+def test_crown_is_the_larger_of_its_linear_bound_and_the_interval_bound_on_an_ibp_trained_net() -> None:
+    """Here the linear bound wins every margin (the test above has the other case)."""
+    model, inputs = ibp_trained_wong_small()
+    x = inputs[:16]
+    input_set = InputSet(x, torch.full((len(x),), 0.05, dtype=torch.float64), domain=(0.0, 1.0))
+    spec = margin_spec(model(x).argmax(1), 10)
+    with torch.no_grad():
+        crown = lower_bounds(model, input_set, spec, method="crown")
+        interval = lower_bounds(model, input_set, spec, method="ibp")
+        lam, offset = linear_lower_bound(model, input_set, spec, method="crown")
+        lower, upper = input_set.box()
+        linear = concretize(lam, ((upper + lower) / 2).flatten(1), ((upper - lower) / 2).flatten(1))[0] + offset
+    assert torch.allclose(crown, torch.maximum(linear, interval), rtol=0, atol=1e-10)
