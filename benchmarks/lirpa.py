@@ -300,22 +300,26 @@ def main() -> None:
     models = {"wong-small normal": load_model(args.normal).model.eval(),
               "wong-small robust": load_model(args.robust).model.eval()}
     plan = _bound_plan(args, scale)
+    unknown = sorted(set(args.only or ()) - {row for _, row, _, _ in plan} - {"training"})
+    if unknown:
+        parser.error(f"--only: unknown rows {', '.join(unknown)} (rows: training, "
+                     f"{', '.join(dict.fromkeys(row for _, row, _, _ in plan))})")
     if args.only:
         plan = [entry for entry in plan if entry[0] == "wong-small robust" and entry[1] in args.only]
     with tempfile.TemporaryDirectory() as directory:
         peer = Peer(args.peer_python, Path(directory))
         try:
-            sections = [
-                *(() if args.only and "training" not in args.only else (_section("training", lambda: [
+            sections = []
+            if not args.only or "training" in args.only:
+                sections.append(_section("training", lambda: [
                     compare_training(peer, name, batch, method, t, steps=steps, rounds=rounds)
                     for method, steps, rounds in (("CROWN-IBP", 3, 1 if args.quick else 3),
                                                   *(() if args.quick else (("CROWN", 1, 1),)))
-                    for name in ("cert-teacher", "wong-small") for t in threads]),)),
-                _section("bounds", lambda: [
-                    {"model": label, **compare_bounds(peer, label, models[label], data.head(points), row, t,
-                                                      min(args.batch, points), repeats)}
-                    for label, row, points, repeats in plan for t in threads]),
-            ]
+                    for name in ("cert-teacher", "wong-small") for t in threads]))
+            sections.append(_section("bounds", lambda: [
+                {"model": label, **compare_bounds(peer, label, models[label], data.head(points), row, t,
+                                                  min(args.batch, points), repeats)}
+                for label, row, points, repeats in plan for t in threads]))
         finally:
             peer.close()
     result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "only": args.only, "eps": EPS, "dtype": "float32", "threads": list(threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
