@@ -7,14 +7,17 @@ bounded densely (its windows would be larger than the maps).
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from torch import nn
 
 from shallowcert.bounds import InputSet, linear_lower_bound, lower_bounds, margin_spec
+from shallowcert.bounds.network import as_relu
 from shallowcert.errors import UserError
 from shallowcert.models import build
 
@@ -111,3 +114,41 @@ def test_chunks_without_autograd_fit_the_cache_target_and_with_autograd_the_budg
     per_point = coefficient_bytes_per_point(network, 9, 4, signs=1)
     assert 1 <= plain and plain * per_point <= CACHE_TARGET < (plain + 1) * per_point
     assert recorded == budget // bytes_per_point(network, 9, 4, signs=1, autograd=True) > plain
+
+
+@pytest.mark.parametrize("layers", [
+    "wong-small",
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
+                  nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 10)),
+])
+def test_interval_candidates_bound_the_neurons_back_substituted(layers: str | nn.Sequential,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from shallowcert.bounds import intermediate
+    from shallowcert.bounds.chunks import points_per_chunk
+    from shallowcert.bounds.network import read_network
+
+    torch.manual_seed(4)
+    model = build(layers, (1, 28, 28), 10).eval() if isinstance(layers, str) else layers.eval()
+    network = read_network(model, (1, 28, 28), torch.float32)
+    x = torch.rand(6, 1, 28, 28)
+    eps = torch.linspace(0.002, 0.03, 6).view(6, 1, 1, 1)
+    lower, upper = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    seen: dict[int, int] = {}
+    original = intermediate._tight_bounds
+
+    def recording(steps, candidates, *args):  # type: ignore[no-untyped-def]
+        count = int(candidates.flatten(1).sum(1).max())
+        seen[len(steps)] = max(seen.get(len(steps), 0), count)
+        return original(steps, candidates, *args)
+
+    monkeypatch.setattr(intermediate, "_tight_bounds", recording)
+    with torch.no_grad():
+        counts = intermediate.interval_candidates(network, lower, upper)
+        intermediate.linear_bounds(network, (lower, upper), lower_slope="crown")
+    assert seen and all(seen[position] <= counts[position] for position in seen)
+    neurons = {position: math.prod(as_relu(network.steps[position]).shape) for position in network.relu_positions}
+    assert any(counts[position] < neurons[position] for position in seen)  # the count is smaller than all neurons
+    plain = points_per_chunk(network, 9, torch.float32, signs=2, autograd=False, budget=1 << 34)
+    counted = points_per_chunk(network, 9, torch.float32, signs=2, autograd=False, budget=1 << 34,
+                               candidates={position: 1 for position in counts})
+    assert counted > plain

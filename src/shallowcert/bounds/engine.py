@@ -34,7 +34,7 @@ from shallowcert.bounds.alpha import Slopes, optimise_bounds
 from shallowcert.bounds.backward import LinearBound, back_substitute, concretize
 from shallowcert.bounds.chunks import Outputs, in_chunks, points_per_chunk
 from shallowcert.bounds.input_set import InputSet
-from shallowcert.bounds.intermediate import Bounds, interval_relaxations, linear_bounds, states_of
+from shallowcert.bounds.intermediate import Bounds, interval_candidates, interval_relaxations, linear_bounds, states_of
 from shallowcert.bounds.interval import affine_interval
 from shallowcert.bounds.network import Network, as_relu, read_network
 from shallowcert.bounds.spec import checked_spec
@@ -143,10 +143,12 @@ def _chunked(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, o
         size = lower.shape[0]
     else:
         slopes = options.method == "alpha-crown" and options.alpha_steps > 0
+        counted = not (autograd or slopes) and options.interval and options.method not in ("crown-ibp", "dual-exact")
         size = points_per_chunk(network, spec.shape[1], lower.dtype, signs=1 if options.method in DUAL_METHODS else 2,
                                 autograd=autograd or slopes, budget=budget,
                                 slopes="intermediate" if slopes and options.alpha_intermediate else
-                                "final" if slopes else None, intermediate=options.method != "crown-ibp")
+                                "final" if slopes else None, intermediate=options.method != "crown-ibp",
+                                candidates=interval_candidates(network, lower, upper) if counted else None)
     return network, in_chunks(lambda *chunk: compute(network, *chunk),
                               (spec, lower, upper, *(known_states or ()), *(alpha_start or ())), size,
                               autograd=autograd)

@@ -68,6 +68,20 @@ def interval_bounds(network: Network, lower: torch.Tensor, upper: torch.Tensor,
     return bounds
 
 
+def interval_candidates(network: Network, lower: torch.Tensor, upper: torch.Tensor) -> dict[int, int]:
+    """The most neurons any point of the box ``(lower, upper)`` can have :func:`linear_bounds`
+    back-substitute at each ReLU position (with ``interval=True``): those that interval arithmetic
+    from the input box leaves unstable, or not dead before a max pool. Each layer's candidates
+    come from interval arithmetic on bounds at least as tight as these (intersections), so they
+    are a subset; alpha-CROWN's rows, the neurons its first bounds leave unstable, are too."""
+    pools = set(network.pool_positions)
+    counts = {}
+    for position, (low, high) in interval_bounds(network, lower, upper).items():
+        bounded = high > 0 if position + 1 in pools else unstable_mask(low, high)
+        counts[position] = int(bounded.flatten(1).sum(1).max()) if len(low) else 0
+    return counts
+
+
 def interval_relaxations(network: Network, lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str,
                          ) -> tuple[Bounds, Relaxations]:
     """IBP bounds of every ReLU's input and the relaxations of every ReLU and max pool they give."""

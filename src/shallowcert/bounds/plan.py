@@ -8,8 +8,9 @@ last convolution: a 22x22 window on a 14x14 map, a 46x46 one on the 28x28 input)
 therefore uses patches only where the summed window sizes are below the summed map sizes.
 
 Memory per point (float values times ``itemsize``, an upper bound: every neuron counted as
-a candidate): without autograd the largest single layer's working set,
-``rows * widest coefficient map * LIVE_COPIES``; with autograd every layer's tensors stay
+a candidate, or at most ``candidates[p]`` neurons at the ReLU at step ``p`` when that bound is
+known, e.g. from :func:`shallowcert.bounds.intermediate.interval_candidates`): without
+autograd the largest single layer's working set, ``rows * widest coefficient map * LIVE_COPIES``; with autograd every layer's tensors stay
 saved until backward, ``rows * sum of coefficient maps * SAVED_COPIES`` summed over layers.
 alpha-CROWN adds its free slopes: every row of a layer that has them holds one slope per value
 of each earlier ReLU's map (or window), at most the sum of its coefficient maps, kept in
@@ -20,6 +21,7 @@ intermediate slopes are optimised too.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shallowcert.bounds.affine import AffineMap, ReshapeMap, ScaleMap
@@ -80,24 +82,28 @@ def layer_plan(steps: list[Step], target_shape: tuple[int, ...]) -> LayerPlan:
     return LayerPlan(False, dense)
 
 
-def _layers(network: Network, rows: int, signs: int, intermediate: bool = True) -> list[tuple[int, tuple[int, ...]]]:
+def _layers(network: Network, rows: int, signs: int, intermediate: bool = True,
+            candidates: Mapping[int, int] | None = None) -> list[tuple[int, tuple[int, ...]]]:
     """Per bounded layer: (rows per point, coefficient values per row at each affine step);
-    ``intermediate=False``: the final rows only (intermediate bounds by interval arithmetic)."""
+    ``intermediate=False``: the final rows only (intermediate bounds by interval arithmetic);
+    ``candidates``: the most neurons bounded per point at each ReLU (default: all of them)."""
     layers = []
     for position in network.relu_positions if intermediate else ():
         steps = network.steps[:position]
         if mixing_maps(steps) > 1 or position != network.relu_positions[0]:
             shape = as_relu(network.steps[position]).shape
-            layers.append((math.prod(shape) * signs, layer_plan(steps, shape).sizes))
+            count = math.prod(shape) if candidates is None else candidates[position]
+            layers.append((count * signs, layer_plan(steps, shape).sizes))
     layers.append((rows, layer_plan(network.steps, network.output_shape).sizes))
     return layers
 
 
 def coefficient_bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int,
-                                intermediate: bool = True) -> int:
-    """An upper bound of one point's share of the largest coefficient tensor (bytes)."""
+                                intermediate: bool = True, candidates: Mapping[int, int] | None = None) -> int:
+    """An upper bound of one point's share of the largest coefficient tensor (bytes); ``candidates``:
+    the most neurons bounded per point at each ReLU position (default: every neuron)."""
     return itemsize * max(count * max(sizes, default=1)
-                          for count, sizes in _layers(network, rows, signs, intermediate))
+                          for count, sizes in _layers(network, rows, signs, intermediate, candidates))
 
 
 def bytes_per_point(network: Network, rows: int, itemsize: int, *, signs: int, autograd: bool,
