@@ -211,16 +211,34 @@ def test_crown_returns_the_interval_bound_where_that_is_tighter() -> None:
     assert float(offset + 0.5 * lam.squeeze() - 1.5 * lam.abs().squeeze()) == pytest.approx(-1.0)
 
 
-def test_crown_is_the_larger_of_its_linear_bound_and_the_interval_bound_on_an_ibp_trained_net() -> None:
-    """Here the linear bound wins every margin (the test above has the other case)."""
+def _interval_from_last_relu(model: nn.Sequential, bounds: Bounds, spec: torch.Tensor) -> torch.Tensor:
+    """Reference: ``spec @ model[-1]`` by interval arithmetic on ``relu`` of the last
+    pre-activation bounds (wong-small ends ``Linear, ReLU, Linear``)."""
+    lower, upper = (b.clamp(min=0) for b in bounds[max(bounds)])
+    weight = spec @ model[-1].weight  # (N, K, hidden)
+    bias = spec @ model[-1].bias
+    positive, negative = weight.clamp(min=0), weight.clamp(max=0)
+    return (positive @ lower.unsqueeze(-1) + negative @ upper.unsqueeze(-1)).squeeze(-1) + bias
+
+
+def test_crown_is_the_larger_of_its_linear_bound_and_the_interval_bound_from_its_own_layers() -> None:
+    """On an IBP-trained net the final interval comparison starts from CROWN's tightened last
+    pre-activation bounds (as auto_LiRPA's ``compare_crown_with_ibp`` does): the result equals
+    the larger of the linear bound and that reference, is never below the plain interval bound,
+    and is above both the linear and the plain interval bound on some margin."""
     model, inputs = ibp_trained_wong_small()
     x = inputs[:16]
     input_set = InputSet(x, torch.full((len(x),), 0.05, dtype=torch.float64), domain=(0.0, 1.0))
-    spec = margin_spec(model(x).argmax(1), 10)
+    spec = margin_spec(model(x).argmax(1), 10).to(torch.float64)
+    lower, upper = input_set.box()
     with torch.no_grad():
         crown = lower_bounds(model, input_set, spec, method="crown")
         interval = lower_bounds(model, input_set, spec, method="ibp")
         lam, offset = linear_lower_bound(model, input_set, spec, method="crown")
-        lower, upper = input_set.box()
         linear = concretize(lam, ((upper + lower) / 2).flatten(1), ((upper - lower) / 2).flatten(1))[0] + offset
-    assert torch.allclose(crown, torch.maximum(linear, interval), rtol=0, atol=1e-10)
+        network = read_network(model, tuple(x.shape[1:]), x.dtype)
+        bounds, _ = linear_bounds(network, (lower, upper), lower_slope="crown")
+        from_layers = _interval_from_last_relu(model, bounds, spec)
+    assert torch.allclose(crown, torch.maximum(linear, from_layers), rtol=0, atol=1e-10)
+    assert bool((crown >= interval - 1e-10).all())
+    assert bool((crown > torch.maximum(linear, interval) + 1e-6).any())

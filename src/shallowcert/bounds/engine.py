@@ -16,7 +16,8 @@ Methods (see :mod:`shallowcert.bounds.relaxation` for the ReLU lines):
   the first layer bounded by the dual itself, no interval arithmetic. Use it to compare
   with convex_adversarial.
 * ``crown``: adaptive lower slope (1 if ``u >= -l`` else 0) everywhere; :func:`lower_bounds`
-  returns the larger of its final bound and the interval bound (so does ``alpha-crown``).
+  returns the larger of its final bound and the interval bound from its own (tightened) last
+  pre-activation bounds (so does ``alpha-crown``; auto_LiRPA's ``compare_crown_with_ibp``).
 * ``alpha-crown``: lower slopes optimised per bounded row, for the final rows and (by
   default) every intermediate bound's rows (:mod:`shallowcert.bounds.alpha`).
 * ``crown-ibp``: IBP intermediate bounds, CROWN back-substitution for the final layer.
@@ -112,13 +113,24 @@ def _relaxed_bound_and_slopes(network: Network, spec: torch.Tensor, lower: torch
     return back_substitute(network.steps, spec, relaxations), bounds, {}
 
 
-def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """IBP: boxes up to the last ReLU or max pool, then ``spec`` through the remaining affine maps."""
+def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                    bounds: Bounds | None = None) -> torch.Tensor:
+    """IBP: boxes up to the last ReLU or max pool, then ``spec`` through the remaining affine maps.
+
+    ``bounds``: sound pre-activation bounds on the box per ReLU position (as
+    :func:`relaxed_bound` returns them); interval arithmetic then starts from the last of them
+    instead of the input box, which is never looser (it is monotone, and those bounds lie
+    inside their interval bounds) and is what auto_LiRPA's ``compare_crown_with_ibp`` compares
+    with.
+    """
     positions = network.nonlinear_positions
     begin = 0
     if positions:
         begin = positions[-1] + 1
-        lower, upper = affine_interval(network.steps[:begin], lower, upper)
+        start = max((p for p in (bounds or {}) if p < begin), default=None)
+        if start is not None:
+            lower, upper = bounds[start]  # type: ignore[index]
+        lower, upper = affine_interval(network.steps[start or 0:begin], lower, upper)
     bound = back_substitute(network.steps, spec, {}, begin=begin)
     return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
 
@@ -181,7 +193,8 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     one CROWN evaluation; without it, one final back-substitution).
 
     ``crown`` and ``alpha-crown`` return the larger of their bound and the interval bound of
-    the same rows (both are sound; auto_LiRPA's ``compare_crown_with_ibp`` does the same): on
+    the same rows, by interval arithmetic from the method's own last pre-activation bounds
+    (both are sound; auto_LiRPA's ``compare_crown_with_ibp`` does the same): on
     networks trained with interval bounds the interval bound is often the tighter one (a
     CROWN-IBP-trained wong-small at eps 0.1: higher on a third of the margins, by up to 3.9).
     :func:`linear_certificate` keeps the linear bound alone.
@@ -194,10 +207,10 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     def compute(network: Network, spec: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> Outputs:
         if method == "ibp":
             return (_interval_bound(network, spec, lower, upper),)
-        bound, _ = relaxed_bound(network, spec, lower, upper, options)
+        bound, bounds = relaxed_bound(network, spec, lower, upper, options)
         value = concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
         if method in INTERVAL_COMPARED:
-            value = torch.maximum(value, _interval_bound(network, spec, lower, upper))
+            value = torch.maximum(value, _interval_bound(network, spec, lower, upper, bounds))
         return (value,)
 
     return _chunked(model, input_set, spec, options, compute, memory_budget)[1][0]
