@@ -126,11 +126,11 @@ def _interval_bound(network: Network, spec: torch.Tensor, lower: torch.Tensor, u
     positions = network.nonlinear_positions
     begin = 0
     if positions:
-        begin = positions[-1] + 1
-        start = max((p for p in (bounds or {}) if p < begin), default=None)
-        if start is not None:
-            lower, upper = bounds[start]  # type: ignore[index]
-        lower, upper = affine_interval(network.steps[start or 0:begin], lower, upper)
+        begin, start = positions[-1] + 1, 0
+        if bounds:
+            start = max(bounds)
+            lower, upper = bounds[start]
+        lower, upper = affine_interval(network.steps[start:begin], lower, upper)
     bound = back_substitute(network.steps, spec, {}, begin=begin)
     return concretize(bound.coefficients, (upper + lower) / 2, (upper - lower) / 2)[0] + bound.offset_lower
 
