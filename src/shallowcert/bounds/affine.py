@@ -18,7 +18,7 @@ import torch.nn.functional as F
 Pair = tuple[int, int]
 
 PATCH_MATRIX_ENTRIES = 2 ** 18  # largest dense window matrix (entries) used for patches
-PHASE_CHANNELS = 4  # transposed convolutions into at most this many channels go by phases
+GEMM_CHANNELS = 4  # transposed convolutions into at most this many channels go by im2col and products
 DENSE_MATRIX_ENTRIES = 2 ** 15  # convolutions with at most this many matrix entries transpose as a product
 
 
@@ -85,28 +85,6 @@ class LinearMap(AffineMap):
         return lam @ self.weight
 
 
-def transpose_by_phases(lam: torch.Tensor, weight: torch.Tensor, stride: Pair, padding: Pair,
-                        size: Pair) -> torch.Tensor:
-    """``conv_transpose2d(lam, weight, stride, padding)`` onto ``size`` (rows, columns) as one
-    ordinary convolution: for a kernel ``K = J s`` (per axis), input index ``i = s u + r - p``
-    receives ``sum_q lam[u - q] W[s q + r]``, ``q < J``, a correlation of ``lam`` (zero-padded by
-    ``J - 1``) with the flipped kernel ``W[s (J - 1 - a) + r]``. The ``s`` phases ``r`` of both
-    axes become output channels, which are then interleaved and cropped to ``[p, p + size)``.
-    ``lam`` ``(B, C_out, H, W)``, ``weight`` ``(C_out, C_in, Kh, Kw)`` of the forward convolution."""
-    c_out, c_in, kh, kw = weight.shape
-    (sh, sw), (jh, jw) = stride, (kh // stride[0], kw // stride[1])
-    phases = (weight.reshape(c_out, c_in, jh, sh, jw, sw).flip(2, 4).permute(1, 3, 5, 0, 2, 4)
-              .reshape(c_in * sh * sw, c_out, jh, jw))
-    out = F.conv2d(lam, phases, padding=(jh - 1, jw - 1))
-    rows, columns = out.shape[2:]
-    out = (out.reshape(len(lam), c_in, sh, sw, rows, columns).permute(0, 1, 4, 2, 5, 3)
-           .reshape(len(lam), c_in, rows * sh, columns * sw))
-    short = (padding[0] + size[0] - rows * sh, padding[1] + size[1] - columns * sw)
-    if max(short) > 0:  # input rows and columns the convolution never reads get no coefficient
-        out = F.pad(out, (0, max(short[1], 0), 0, max(short[0], 0)))
-    return out[:, :, padding[0]:padding[0] + size[0], padding[1]:padding[1] + size[1]]
-
-
 class ConvMap(AffineMap):
     """A 2-D convolution with zero padding (any stride/padding; ``groups`` for average pooling)."""
 
@@ -152,17 +130,19 @@ class ConvMap(AffineMap):
         :data:`DENSE_MATRIX_ENTRIES` in its matrix) as one product with its matrix instead (the
         last convolution of cert-teacher, 32x3x3 -> 64x1x1: 0.9 ms against 2.5, and 5.7 ms against
         12 with the gradient, for 576 rows on one CPU thread); into an image of at most
-        :data:`PHASE_CHANNELS` channels (the input layer) by phases instead
-        (:func:`transpose_by_phases`), when the kernel is a multiple of the stride: mkldnn's
-        transposed convolution into one channel ran 3.6x slower than the phases' convolution, and
-        its gradient 2.2x slower (576 rows of 16x14x14, one CPU thread)."""
+        :data:`GEMM_CHANNELS` channels (the input layer) by ATen's ``slow_conv_transpose2d``
+        (a matrix product per point, then col2im) instead of mkldnn's: on a CROWN-IBP step of
+        wong-small and cert-teacher (576 rows of 16x14x14 into 1x28x28) it was 7-11% faster
+        at 1 and 2 CPU threads than an ordinary convolution of the kernel's phases, which was
+        3.6x faster than mkldnn's transposed convolution into one channel; mkldnn stays faster
+        into many channels (slower by 11-30% on the whole step when used everywhere)."""
         if math.prod(self.in_shape) * math.prod(self.out_shape) <= DENSE_MATRIX_ENTRIES:
             return (flat.flatten(1) @ self.dense_matrix()).reshape(len(flat), *self.in_shape)
-        kernel = self.weight.shape[2:]
-        if (self.in_shape[0] <= PHASE_CHANNELS and self.groups == 1
-                and all(k % s == 0 for k, s in zip(kernel, self.stride))):
-            size = (self.in_shape[1], self.in_shape[2])
-            return transpose_by_phases(flat, self.weight, self.stride, self.padding, size)
+        if self.in_shape[0] <= GEMM_CHANNELS and self.groups == 1:
+            kernel = (self.weight.shape[2], self.weight.shape[3])
+            out: torch.Tensor = torch.ops.aten.slow_conv_transpose2d(flat, self.weight, kernel, None, self.stride,
+                                                                     self.padding, self.output_padding)
+            return out
         return F.conv_transpose2d(flat, self.weight, stride=self.stride, padding=self.padding,
                                   output_padding=self.output_padding, groups=self.groups)
 

@@ -25,5 +25,5 @@ def affine_interval(steps: list[Step], lower: torch.Tensor, upper: torch.Tensor)
         elif isinstance(step, MaxPoolStep):
             lower, upper = step.apply(lower), step.apply(upper)
         else:
-            lower, upper = lower.clamp(min=0), upper.clamp(min=0)
+            lower, upper = torch.relu(lower), torch.relu(upper)  # a clamp's gradient is a slow boolean where
     return lower, upper

@@ -40,19 +40,28 @@ def relax(lower: torch.Tensor, upper: torch.Tensor, *, lower_slope: str | torch.
 
     ``lower_slope`` is ``"dual"``, ``"crown"`` or a tensor ``(N, K, *shape)`` of slopes in
     [0, 1] for the unstable neurons (alpha-CROWN). The result has a singleton (or K) axis 1.
+
+    In clamped bounds ``l- = min(l, 0)``, ``u+ = max(u, 0)`` one formula covers every neuron:
+    the chord ``u+ / (u+ - l-)`` is the upper slope (1 when ``l >= 0``, 0 when ``u <= 0``; the
+    width is replaced by 1 where it is 0, ``l = u = 0``, which counts as active), its intercept
+    ``-chord * l-`` (0 when stable), and CROWN's lower slope ``[u+ + l- >= 0]``. Written in
+    arithmetic, ``relu`` and ``sign`` alone: boolean masks (``torch.where``, a clamp's gradient)
+    ran 7-25x slower than a multiplication on this CPU and were a sixth of a CROWN-IBP step.
     """
-    unstable = unstable_mask(lower, upper).detach()
-    active = (lower >= 0).detach().to(lower.dtype)
-    width = torch.where(unstable, upper - lower, torch.ones_like(lower))
-    chord = torch.where(unstable, upper / width, active)
-    intercept = torch.where(unstable, -chord * lower, torch.zeros_like(lower))
+    negative, positive = -torch.relu(-lower), torch.relu(upper)
+    width = positive - negative
+    degenerate = 1 - torch.sign(width.detach())  # 1 where l = u = 0, else 0
+    chord = (positive + degenerate) / (width + degenerate)
+    intercept = -chord * negative
     chord = chord.unsqueeze(1)
     if isinstance(lower_slope, torch.Tensor):
-        slope = torch.where(unstable.unsqueeze(1), lower_slope, active.unsqueeze(1))
+        below = torch.relu(torch.sign(-lower.detach()))  # l < 0
+        unstable = below * torch.relu(torch.sign(upper.detach()))
+        slope = unstable.unsqueeze(1) * lower_slope + (1 - below).unsqueeze(1)
     elif lower_slope == "dual":
         slope = chord  # the same tensor: back-substitution then skips the sign split
     elif lower_slope == "crown":
-        slope = torch.where(unstable, (upper >= -lower).to(lower.dtype), active).unsqueeze(1)
+        slope = (1 - torch.relu(torch.sign(-(positive + negative).detach()))).unsqueeze(1)
     else:
         raise ValueError(f"unknown lower slope rule {lower_slope!r}")
     return Relaxation(slope, chord, intercept.unsqueeze(1))
