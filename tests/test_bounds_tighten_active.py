@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from bounds_support import ibp_trained_wong_small, pgd_minimum, random_mlp, samples, spec_values
-from shallowcert.bounds import InputSet, lower_bounds, margin_spec
+from shallowcert.bounds import InputSet, engine, lower_bounds, margin_spec
 from shallowcert.bounds.intermediate import linear_bounds
 from shallowcert.bounds.network import read_network
+from shallowcert.errors import UserError
 
 TOLERANCE = 1e-9
 
@@ -85,3 +86,42 @@ def test_tightened_active_bounds_on_an_mlp_stay_sound() -> None:
     sampled = spec_values(model, samples(input_set, 128, seed=6), spec).amin(0)
     assert bool((bound >= plain - TOLERANCE).all())
     assert bool((bound <= sampled + TOLERANCE).all())
+
+
+def test_undecided_points_alone_are_tightened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tighten_active="undecided"``: the points whose rows are all positive at the centre and
+    not all proved are bounded again with ``tighten_active=True`` (and get the larger of both
+    bounds); every other point keeps the plain bound (a quarter of the points are labelled
+    wrongly: negative at the centre, never certifiable)."""
+    model = random_mlp([10, 24, 24, 24, 5], seed=3)
+    x = torch.rand(32, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    input_set = InputSet(x, torch.full((len(x),), 0.1, dtype=torch.float64), domain=None)
+    with torch.no_grad():
+        labels = model(x).argmax(1)
+        labels[::4] = (labels[::4] + 1) % 5
+        spec = margin_spec(labels, 5).to(torch.float64)
+        plain = lower_bounds(model, input_set, spec, method="crown")
+        tight = lower_bounds(model, input_set, spec, method="crown", tighten_active=True)
+        centre = torch.einsum("nkc,nc->nk", spec, model(x))
+    undecided = (plain <= 0).any(1) & (centre > 0).all(1)
+    assert 0 < int(undecided.sum()) < len(x)
+    again: list[torch.Tensor] = []
+    original = engine.lower_bounds
+
+    def recorded(model: torch.nn.Module, subset: InputSet, *args: object, **kwargs: object) -> torch.Tensor:
+        if kwargs.get("tighten_active") is True:
+            again.append(subset.center)
+        return original(model, subset, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "lower_bounds", recorded)
+    with torch.no_grad():
+        bound = engine.lower_bounds(model, input_set, spec, method="crown", tighten_active="undecided")
+    assert len(again) == 1 and torch.equal(again[0], x[undecided])
+    assert torch.equal(bound[~undecided], plain[~undecided])
+    assert torch.allclose(bound[undecided], torch.maximum(plain, tight)[undecided], rtol=0, atol=1e-12)
+
+
+def test_tighten_active_refuses_an_unknown_choice() -> None:
+    model, input_set, spec = _robust_case()
+    with pytest.raises(UserError, match="tighten_active"):
+        lower_bounds(model, input_set, spec, method="crown", tighten_active="sometimes")
