@@ -205,7 +205,7 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
     CROWN-IBP-trained wong-small at eps 0.1: higher on a third of the margins, by up to 3.9).
     :func:`linear_certificate` keeps the linear bound alone. ``tighten_active`` (not ``ibp`` or
     ``crown-ibp``): ``True`` also bounds the neurons interval arithmetic proves active, so that the
-    interval arithmetic after them starts from tighter boxes (never looser; 2.4x the time of
+    interval arithmetic after them starts from tighter boxes (never looser; 2.1-2.4x the time of
     ``crown`` on a CROWN-IBP-trained wong-small; :mod:`shallowcert.bounds.intermediate`);
     ``"undecided"`` does so only for the points it could certify: every row positive at the
     centre, some row's bound not (the larger of both bounds, each sound, is returned).

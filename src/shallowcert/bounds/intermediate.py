@@ -17,7 +17,7 @@ this by accident for some points: it back-substitutes a neuron for every point o
 is unstable for one of them. On the CROWN-IBP-trained wong-small at eps 0.1 (1,000 points,
 batches of 250) that made auto_LiRPA's CROWN tighter than ours on 3,388 of 9,000 margins (robust
 error bound 0.384 against 0.386); with ``tighten_active`` ours is higher on 3,082 and lower on
-none (0.382), at about 4x the time.
+none (0.382), at 2.1-2.4x the time (`benchmarks/lirpa.py`, 2 threads).
 
 ``interval=False`` reproduces the published methods instead (convex_adversarial's dual
 network, auto_LiRPA's CROWN without sparse intermediate bounds): every neuron of a layer
