@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -183,7 +184,8 @@ def _check_start(network: Network, start: tuple[torch.Tensor, ...], spec: torch.
 
 def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None = None, *, method: str = "dual",
                  alpha_steps: int = ALPHA_STEPS, alpha_lr: float = 0.1, alpha_intermediate: bool = True,
-                 tighten_active: bool | str = False, memory_budget: int | None = None) -> torch.Tensor:
+                 tighten_active: bool | Literal["undecided"] = False,
+                 memory_budget: int | None = None) -> torch.Tensor:
     """Lower bounds ``(N, K)`` of ``spec[n] @ model(x)`` over every ``x`` in ``input_set``.
 
     ``spec`` is ``(N, K, classes)`` (``None``: the identity, i.e. bounds on each logit).
