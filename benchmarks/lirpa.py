@@ -25,9 +25,10 @@ and CPU time of the process (the steadier one on a loaded machine); speed-ups ar
   defaults: 20 steps, lr 0.5 decaying by 0.98 a step, ``fix_interm_bounds``; ours at its defaults,
   intermediate slopes optimised too, with the same steps and lr: on the first 30 points of the
   robust net, ours final-only was lower than auto_LiRPA's on 146 of 270 margins, by up to 0.02,
-  with the intermediate slopes higher on 7 and lower on 1, by 0.0009). CROWN is also compared where both make the same choices: auto_LiRPA with sparse
-  intermediate bounds and ``compare_crown_with_ibp`` against our default (interval-proved stable
-  neurons fixed, every intermediate bound intersected with its interval bound), and without both
+  with the intermediate slopes higher on 7 and lower on 1, by 0.0009). CROWN is also compared
+  where both make the same choices: auto_LiRPA with sparse intermediate bounds and
+  ``compare_crown_with_ibp`` against our default (interval-proved stable neurons fixed, every
+  intermediate bound intersected with its interval bound), and without both
   against ours without interval arithmetic. In a batch, auto_LiRPA back-substitutes a neuron for
   every point if it is unstable for any one of them (``get_unstable_locations`` merges the batch),
   so a point's bound depends on its batch-mates: neurons that interval arithmetic proves stable for
@@ -290,7 +291,8 @@ def _bound_plan(args: argparse.Namespace, scale: int) -> list[tuple[str, str, in
     normal = args.normal_points // scale
     repeats = 1 if args.quick else args.repeats
     rows = [("wong-small robust", "IBP", points, repeats), ("wong-small robust", "CROWN-IBP", points, repeats),
-            ("wong-small robust", "CROWN", points, repeats), ("wong-small robust", "CROWN (active tightened)", points, 1),
+            ("wong-small robust", "CROWN", points, repeats),
+            ("wong-small robust", "CROWN (active tightened)", points, 1),
             ("wong-small robust", "CROWN (undecided tightened)", points, repeats),
             ("wong-small robust", "alpha-CROWN", alpha, 1),
             ("wong-small robust", "CROWN (no interval)", equality, 1),
@@ -323,7 +325,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", choices=(1, 2), help="thread counts (default 1 and 2; "
                         "1 with --quick)")
     parser.add_argument("--bound-threads", type=int, nargs="+", choices=(1, 2), help="thread counts of the bound "
-                        "rows (default: --threads; 2 alone leaves out auto_LiRPA's one-thread alpha-CROWN, half an hour or more here)")
+                        "rows (default: --threads; 2 alone leaves out auto_LiRPA's one-thread alpha-CROWN, "
+                        "half an hour or more here)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -358,8 +361,8 @@ def main() -> None:
                 for label, row, points, repeats, size in plan for t in bound_threads]))
         finally:
             peer.close()
-    result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "only": args.only, "eps": EPS, "dtype": "float32", "threads": list(threads),
-              "bound_threads": list(bound_threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
+    result = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "only": args.only, "eps": EPS, "dtype": "float32",
+              "threads": list(threads), "bound_threads": list(bound_threads), "batch": args.batch, "train_batch": TRAIN_BATCH,
               "python": sys.version.split()[0], "torch": torch.__version__, "sections": sections}
     write_json(args.output, result)
     _print(sections)

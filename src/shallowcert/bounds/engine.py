@@ -71,7 +71,8 @@ class BoundOptions:
     ``interval``: fix interval-proved stable neurons and intersect every intermediate bound with
     its interval bound (:mod:`shallowcert.bounds.intermediate`; ``dual-exact`` never does);
     ``tighten_active``: back-substitute the interval-proved active neurons too, for tighter
-    interval arithmetic after them (``crown``, ``alpha-crown`` and ``dual``; see there)."""
+    interval arithmetic after them (``crown``, ``alpha-crown`` and ``dual``;
+    :mod:`shallowcert.bounds.intermediate`)."""
 
     method: str
     alpha_steps: int = ALPHA_STEPS
@@ -228,19 +229,22 @@ def lower_bounds(model: nn.Module, input_set: InputSet, spec: torch.Tensor | Non
             value = torch.maximum(value, _interval_bound(network, spec, lower, upper, bounds))
         return (value,)
 
-    value = _chunked(model, input_set, spec, options, compute, memory_budget)[1][0]
+    network, (value,) = _chunked(model, input_set, spec, options, compute, memory_budget)
     if tighten_active != "undecided" or method in ("ibp", "crown-ibp"):
         return value
-    return _tightened_where_undecided(model, input_set, spec, value, options, memory_budget)
+    return _tightened_where_undecided(model, network, input_set, spec, value, options, memory_budget)
 
 
-def _tightened_where_undecided(model: nn.Module, input_set: InputSet, spec: torch.Tensor | None, value: torch.Tensor,
-                               options: BoundOptions, budget: int | None) -> torch.Tensor:
+def _tightened_where_undecided(model: nn.Module, network: Network, input_set: InputSet, spec: torch.Tensor | None,
+                               value: torch.Tensor, options: BoundOptions, budget: int | None) -> torch.Tensor:
     """``value`` with the points that tightening could certify (every row positive at the centre,
-    some bound not) bounded again with ``tighten_active`` and raised to the larger bound."""
-    network, checked, _, _ = _prepare(model, input_set, spec)
+    some bound not) bounded again with ``tighten_active`` and raised to the larger bound;
+    ``network``: ``model`` as the first evaluation read it."""
+    center = input_set.center
+    checked = checked_spec(spec, points=len(center), outputs=network.output_shape[0], dtype=center.dtype,
+                           device=center.device)
     with torch.no_grad():
-        centre = _interval_bound(network, checked, input_set.center, input_set.center)
+        centre = _interval_bound(network, checked, center, center)
     undecided = ((value <= 0).any(dim=1) & (centre > 0).all(dim=1)).nonzero().squeeze(1)
     if len(undecided) == 0:
         return value
